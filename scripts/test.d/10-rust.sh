@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Formatting, lints, and the fast self-contained tests (plain `cargo test`).
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+cd "$ROOT"
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+log "cargo test"
+cargo test

@@ -1,0 +1,182 @@
+//! Encode: a [`Batch`] of one partition becomes one object, gzip JSON lines or Parquet,
+//! under a deterministic name: the same records always give the same name and bytes,
+//! different record sets never share a name.
+
+pub mod jsonl;
+pub mod parquet;
+
+use sha2::{Digest, Sha256};
+
+use crate::buffer::Batch;
+use crate::decode::ChangeRecord;
+
+/// Errors while encoding a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// Arrow refused the columns.
+    #[error("building Arrow columns for {partition}: {source}")]
+    Arrow {
+        /// The partition being encoded.
+        partition: String,
+        /// Arrow's error.
+        source: arrow::error::ArrowError,
+    },
+    /// The Parquet writer failed.
+    #[error("writing Parquet for {partition}: {source}")]
+    Parquet {
+        /// The partition being encoded.
+        partition: String,
+        /// The Parquet writer's error.
+        source: ::parquet::errors::ParquetError,
+    },
+    /// Compression failed.
+    #[error("compressing {partition}: {source}")]
+    Io {
+        /// The partition being encoded.
+        partition: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An empty batch has no file.
+    #[error("empty batch for {0}")]
+    Empty(String),
+}
+
+/// The archive's file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Format {
+    /// Apache Parquet built from Arrow record batches (`.parquet`).
+    #[value(name = "parquet")]
+    Parquet,
+    /// Gzip-compressed JSON lines (`.json.gz`).
+    #[value(name = "jsonl.gz")]
+    JsonlGz,
+}
+
+impl Format {
+    /// The file name extension, without the leading dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::JsonlGz => "json.gz",
+        }
+    }
+
+    /// The name used on the command line and in settings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::JsonlGz => "jsonl.gz",
+        }
+    }
+
+    /// The object's `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Parquet => "application/vnd.apache.parquet",
+            Format::JsonlGz => "application/x-ndjson",
+        }
+    }
+
+    /// The object's `Content-Encoding`, if any.
+    pub fn content_encoding(self) -> Option<&'static str> {
+        match self {
+            Format::Parquet => None,
+            Format::JsonlGz => Some("gzip"),
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One encoded object, ready for a sink.
+#[derive(Debug, Clone)]
+pub struct EncodedFile {
+    /// Key relative to the destination root, e.g.
+    /// `orders/year=2026/month=01/day=01/<first>-<last>-<digest>.parquet`.
+    pub key: String,
+    /// The object's bytes.
+    pub body: Vec<u8>,
+    /// `Content-Type` to store.
+    pub content_type: &'static str,
+    /// `Content-Encoding` to store, if any.
+    pub content_encoding: Option<&'static str>,
+    /// How many records the object holds.
+    pub records: usize,
+}
+
+/// Encodes a batch in the given format under its deterministic name.
+pub fn encode_batch(batch: &Batch, format: Format) -> Result<EncodedFile, EncodeError> {
+    let partition = batch.key.path();
+    let (first, last) = match (batch.records.first(), batch.records.last()) {
+        (Some(f), Some(l)) => (f, l),
+        _ => return Err(EncodeError::Empty(partition)),
+    };
+    let body = match format {
+        Format::Parquet => parquet::encode(&batch.records).map_err(|e| e.at(&partition))?,
+        Format::JsonlGz => jsonl::encode(&batch.records).map_err(|source| EncodeError::Io {
+            partition: partition.clone(),
+            source,
+        })?,
+    };
+    let digest = record_set_digest(&batch.records);
+    let key = format!(
+        "{partition}{}-{}-{digest}.{}",
+        first.sequence_number,
+        last.sequence_number,
+        format.extension()
+    );
+    Ok(EncodedFile {
+        key,
+        body,
+        content_type: format.content_type(),
+        content_encoding: format.content_encoding(),
+        records: batch.records.len(),
+    })
+}
+
+/// The `_rejected/` object for gzip JSON lines of rejected records, named by a digest of
+/// its content under the processing date's partition.
+pub fn rejected_file(
+    lines: &[u8],
+    records: usize,
+    processing_date: chrono::NaiveDate,
+) -> std::io::Result<EncodedFile> {
+    let digest: String = Sha256::digest(lines)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(EncodedFile {
+        key: format!(
+            "{}rejected-{digest}.json.gz",
+            crate::route::rejected_path(processing_date)
+        ),
+        body: jsonl::gzip(lines)?,
+        content_type: Format::JsonlGz.content_type(),
+        content_encoding: Format::JsonlGz.content_encoding(),
+        records,
+    })
+}
+
+/// 16 hex digits of SHA-256 over the record set, in order: each record's event ID,
+/// sequence number and record text. This is the part of an object name that tells
+/// record sets apart.
+pub fn record_set_digest(records: &[ChangeRecord]) -> String {
+    let mut h = Sha256::new();
+    for r in records {
+        for part in [&r.event_id, &r.sequence_number, &r.record] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,14 @@
+//! ddb-archiver: archive DynamoDB change streams as lossless, event-time-partitioned
+//! gzip JSON lines or Parquet.
+//!
+//! The modules follow the data flow: [`decode`] → [`route`] → [`buffer`] → [`encode`] →
+//! [`sink`] → [`report`], driven by [`pipeline`] with [`settings`].
+
+pub mod buffer;
+pub mod decode;
+pub mod encode;
+pub mod pipeline;
+pub mod report;
+pub mod route;
+pub mod settings;
+pub mod sink;

@@ -1,0 +1,109 @@
+//! Route: each change goes to the Hive partition `<table>/year=YYYY/month=MM/day=DD/` of
+//! the UTC day of its own event time (`approximate_creation_time`), never the time it
+//! was processed.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+use crate::decode::ChangeRecord;
+
+/// The folder under the destination that holds rejected records.
+pub const REJECTED_DIR: &str = "_rejected";
+
+/// A table and a UTC day: one Hive partition of the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionKey {
+    /// DynamoDB table name (validated by [`validate_table_name`]).
+    pub table: String,
+    /// The UTC day.
+    pub date: NaiveDate,
+}
+
+impl PartitionKey {
+    /// The partition of a change: its table and the UTC day of its event time.
+    pub fn for_record(record: &ChangeRecord) -> Option<Self> {
+        let date = utc_date(record.approximate_creation_time_ms)?;
+        Some(PartitionKey {
+            table: record.table_name.clone(),
+            date,
+        })
+    }
+
+    /// The partition's path relative to the destination, with a trailing slash:
+    /// `<table>/year=YYYY/month=MM/day=DD/`.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.table, hive_date_path(self.date))
+    }
+}
+
+/// `year=YYYY/month=MM/day=DD/` for a date.
+pub fn hive_date_path(date: NaiveDate) -> String {
+    format!(
+        "year={:04}/month={:02}/day={:02}/",
+        date.year(),
+        date.month(),
+        date.day()
+    )
+}
+
+/// The UTC calendar day of a millisecond epoch timestamp.
+pub fn utc_date(epoch_ms: i64) -> Option<NaiveDate> {
+    DateTime::<Utc>::from_timestamp_millis(epoch_ms).map(|t| t.date_naive())
+}
+
+/// The partition of rejected records for a processing date:
+/// `_rejected/year=YYYY/month=MM/day=DD/`.
+pub fn rejected_path(processing_date: NaiveDate) -> String {
+    format!("{REJECTED_DIR}/{}", hive_date_path(processing_date))
+}
+
+/// Checks a table name against DynamoDB's rules (3 to 255 characters of `a-z`, `A-Z`,
+/// `0-9`, `_`, `-`, `.`), which also makes it safe as a path segment.
+pub fn validate_table_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !(3..=255).contains(&name.len()) || !ok_chars || name.bytes().all(|b| b == b'.') {
+        return Err(format!(
+            "{name:?} is not a valid DynamoDB table name (3-255 characters of a-z, A-Z, 0-9, '_', '-', '.')"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_paths() {
+        let cases = [
+            (0, "t_1/year=1970/month=01/day=01/"),
+            (1_767_225_599_999, "t_1/year=2025/month=12/day=31/"),
+            (1_767_225_600_000, "t_1/year=2026/month=01/day=01/"),
+            (951_782_400_000, "t_1/year=2000/month=02/day=29/"),
+        ];
+        for (ms, want) in cases {
+            let key = PartitionKey {
+                table: "t_1".into(),
+                date: utc_date(ms).unwrap(),
+            };
+            assert_eq!(key.path(), want, "{ms}");
+        }
+    }
+
+    #[test]
+    fn table_names() {
+        for ok in ["abc", "Example-Table", "a.b_c-9"] {
+            assert!(validate_table_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "{{{table}}}", "a/b", "../x", "...", "tab le", ""] {
+            assert!(validate_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejected_partition() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        assert_eq!(rejected_path(d), "_rejected/year=2026/month=03/day=04/");
+    }
+}
