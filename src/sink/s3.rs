@@ -541,7 +541,10 @@ mod tests {
         assert_eq!(http(412, None), RetryClass::AlreadyPresent);
         assert_eq!(http(503, Some("SlowDown")), RetryClass::Throttled);
         assert_eq!(http(429, None), RetryClass::Throttled);
-        assert_eq!(http(400, Some("ThrottlingException")), RetryClass::Throttled);
+        assert_eq!(
+            http(400, Some("ThrottlingException")),
+            RetryClass::Throttled
+        );
         assert_eq!(http(500, Some("InternalError")), RetryClass::Transient);
         assert_eq!(http(502, None), RetryClass::Transient);
         assert_eq!(http(503, Some("ServiceUnavailable")), RetryClass::Transient);
