@@ -111,14 +111,23 @@ def list_keys(s3, prefix):
     return sorted(keys)
 
 
+def s3s_keeps_metadata(key):
+    """s3s-fs keeps an object's metadata (content type, encoding) in a file named after
+    the base64 of bucket and key; past 255 bytes the file system refuses the name and
+    s3s-fs stores the object without it (keys of 56-digit Kinesis sequence numbers)."""
+    b64 = lambda s: base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")
+    return len(f".bucket-{b64(BUCKET)}.object-{b64(key)}.metadata.json") <= 255
+
+
 def read_rows(s3, prefix):
     """Every line of every `.json.gz` object under `prefix`, parsed, with its key."""
     rows = []
     for key in list_keys(s3, prefix):
         obj = s3.get_object(Bucket=BUCKET, Key=key)
         assert key.endswith(".json.gz"), key
-        assert obj["ContentType"] == "application/x-ndjson"
-        assert obj["ContentEncoding"] == "gzip"
+        if s3s_keeps_metadata(key):
+            assert obj.get("ContentType") == "application/x-ndjson", key
+            assert obj.get("ContentEncoding") == "gzip", key
         for line in gzip.decompress(obj["Body"].read()).decode("utf-8").splitlines():
             row = parse(line)
             row["_key"] = key
@@ -661,9 +670,14 @@ def expected_record(raw):
 
 
 @pytest.mark.parametrize("fixture", lambda_event_fixtures(), ids=lambda p: p.name)
-def test_fixture_events_under_cargo_lambda_watch(s3, watch, fixture):
+def test_fixture_events_under_cargo_lambda_watch(s3, watch, fixture, tmp_path):
     port, _ = watch
     clear(s3, "watch/")
+    raw_bytes = fixture.read_bytes()
+    if raw_bytes.startswith(b"\xef\xbb\xbf"):
+        # Lambda delivers JSON, never a byte-order mark; some fixture files carry one.
+        fixture = tmp_path / fixture.name
+        fixture.write_bytes(raw_bytes[3:])
     resp = invoke_watch(port, fixture)
     assert resp == {"batchItemFailures": []}
     raw_records = parse(fixture.read_bytes().decode("utf-8-sig"))["Records"]
@@ -719,9 +733,9 @@ def test_end_to_end_from_a_dynamodb_stream(s3, watch, moto, tmp_path):
     expected = {}
     for n in range(4):
         pk = f"order#{n}"
-        ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "total": {"N": "12345678901234567890123456789012345678"},
+        ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "amount": {"N": "12345678901234567890123456789012345678"},
                                             "blob": {"B": b"\x00\xff"}})
-        ddb.update_item(TableName=table, Key={"pk": {"S": pk}}, UpdateExpression="SET total = :t",
+        ddb.update_item(TableName=table, Key={"pk": {"S": pk}}, UpdateExpression="SET amount = :t",
                         ExpressionAttributeValues={":t": {"N": f"1E+12{n}"}})
         changes = ["INSERT", "MODIFY"]
         if n % 2 == 0:
