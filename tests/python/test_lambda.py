@@ -377,6 +377,7 @@ def faults(s3, tmp_path_factory):
         proc = subprocess.Popen([str(BIN)], env=env, stdout=stdout, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
+        api.proc = proc
         yield proxy, api, out
     finally:
         stop(proc)
@@ -616,6 +617,41 @@ def test_logs_one_summary_line_per_invocation(s3, faults):
     assert emf["FunctionName"] == "archiver-faults"
     info = [l for l in lines if l.get("level") == "INFO" and l.get("message") != "invocation summary"]
     assert info == [], "no per-record info lines"
+
+
+def test_a_maximum_batch_fits_in_128_mb(s3, faults):
+    """10,000 records, about 6 MB of event: archived, and the process's peak resident
+    memory stays under 128 MB."""
+    proxy, api, out = faults
+    proxy.clear()
+    records = make_records("maxbatch", 10000, days=5)
+    body = json.dumps({"Records": records}, separators=(",", ":")).encode()
+    assert 5_500_000 < len(body) <= 6_291_456, len(body)
+    assert api.invoke(body, timeout=120) == ("response", {"batchItemFailures": []})
+    status = Path(f"/proc/{api.proc.pid}/status").read_text()
+    peak_kb = int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1])
+    assert peak_kb < 128 * 1024, f"peak RSS {peak_kb} kB"
+    assert len(archived_ids(s3, "faults", "maxbatch")) == 10000
+
+
+def test_cli_archives_to_s3_with_the_same_sink(s3, tmp_path):
+    cli = BIN.parent / "ddb-archiver"
+    env = function_env(f"http://127.0.0.1:{s3.port}", "cli", "unused")
+    event = ROOT / "examples/events/invoices-stream.json"
+    args = [str(cli), "archive", "--dest", f"s3://{BUCKET}/cli", "--format", "jsonl.gz", "--json", str(event)]
+    res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert all(f["location"].startswith(f"s3://{BUCKET}/cli/") for f in summary["files"])
+    assert {f["outcome"] for f in summary["files"]} == {"written"}
+    rows = read_rows(s3, "cli/")
+    want = parse(event.read_text())["Records"]
+    assert sorted(r["event_id"] for r in rows) == sorted(r["eventID"] for r in want)
+    for row in rows:
+        assert row["record"] == next(r for r in want if r["eventID"] == row["event_id"])
+    res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert {f["outcome"] for f in json.loads(res.stdout)["files"]} == {"already_present"}
 
 
 # --- the real runtime: cargo lambda watch -----------------------------------------------
