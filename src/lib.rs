@@ -10,5 +10,6 @@ pub mod encode;
 pub mod pipeline;
 pub mod report;
 pub mod route;
+pub mod schema;
 pub mod settings;
 pub mod sink;

@@ -13,12 +13,14 @@ use crate::decode::{decode_input, DecodeOptions, Decoded, Rejected};
 use crate::encode::{self, jsonl, EncodedFile, Format};
 use crate::report::{FailedFile, FileReport, InputError, RejectedReport, Summary};
 use crate::route::PartitionKey;
+use crate::schema::SchemaSet;
 use crate::settings::{Settings, SettingsError};
 use crate::sink::ObjectSink;
 
 /// Runs changes from inputs into a sink.
 pub struct Archiver {
     format: Format,
+    schemas: SchemaSet,
     thresholds: Thresholds,
     decode: DecodeOptions,
     sink: Arc<dyn ObjectSink>,
@@ -34,8 +36,10 @@ impl Archiver {
     pub fn new(settings: &Settings, sink: Arc<dyn ObjectSink>) -> Result<Self, SettingsError> {
         settings.validate()?;
         let thresholds = settings.thresholds()?;
+        let schemas = settings.schemas()?;
         Ok(Archiver {
             format: settings.format,
+            schemas,
             thresholds,
             decode: DecodeOptions {
                 table: settings.table.clone(),
@@ -207,10 +211,11 @@ impl Archiver {
         let first_index = first.index;
         let first_sequence_number = first.sequence_number.clone();
         let partition = batch.key.path();
-        let result = match encode::encode_batch(&batch, self.format) {
-            Ok(file) => self.store(&file).await.map_err(|e| (file.key, e)),
-            Err(e) => Err((partition.clone(), e.to_string())),
-        };
+        let result =
+            match encode::encode_batch(&batch, self.format, self.schemas.get(&batch.key.table)) {
+                Ok(file) => self.store(&file).await.map_err(|e| (file.key, e)),
+                Err(e) => Err((partition.clone(), e.to_string())),
+            };
         match result {
             Ok(()) => {
                 self.summary.archived += batch.records.len();
