@@ -35,6 +35,18 @@ enum SchemaCommand {
     Ddl(TableArgs),
     /// Print the same table as a CloudFormation `AWS::Glue::Table` `TableInput` (JSON).
     Glue(TableArgs),
+    /// Propose a schema file from archived records.
+    Infer(InferArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct InferArgs {
+    /// DynamoDB table to propose a schema for (needed when the files hold several).
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// Archive files (`.parquet`, `.json.gz`) or directories to search for them.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +118,14 @@ fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
     let (args, glue) = match cmd {
         SchemaCommand::Ddl(args) => (args, false),
         SchemaCommand::Glue(args) => (args, true),
+        SchemaCommand::Infer(args) => {
+            let mut inferrer = ddb_archiver::schema::infer::Inferrer::new(args.table);
+            for path in &args.paths {
+                inferrer.add_path(path)?;
+            }
+            println!("{}", serde_json::to_string_pretty(&inferrer.finish()?)?);
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let schema = args.schema.as_deref().map(TableSchema::load).transpose()?;
     let table = match (&schema, &args.table) {

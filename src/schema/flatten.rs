@@ -46,7 +46,7 @@ enum Attr<'a> {
 
 /// The members of a DynamoDB map (or an image) in their order, values unparsed.
 #[derive(Debug, Default)]
-struct Members<'a>(Vec<(String, &'a RawValue)>);
+pub(crate) struct Members<'a>(pub(crate) Vec<(String, &'a RawValue)>);
 
 impl<'a> Members<'a> {
     fn get(&self, name: &str) -> Option<&'a RawValue> {
@@ -147,7 +147,7 @@ fn number(text: &str) -> Result<Number, Misfit> {
     Number::parse(text).ok_or_else(|| format!("{text:?} is not a number"))
 }
 
-fn to_i64(text: &str) -> Result<i64, Misfit> {
+pub(crate) fn to_i64(text: &str) -> Result<i64, Misfit> {
     let v = number(text)?.scaled(19, 0)?;
     i64::try_from(v).map_err(|_| format!("{text} does not fit bigint"))
 }
@@ -169,7 +169,7 @@ fn to_decimal(text: &str, precision: u8, scale: u8) -> Result<i128, Misfit> {
 
 /// Milliseconds since the epoch of an ISO-8601 text: RFC 3339 with an offset, a date
 /// and time without one (read as UTC), or a date alone (midnight UTC).
-fn iso_millis(text: &str) -> Result<i64, Misfit> {
+pub(crate) fn iso_millis(text: &str) -> Result<i64, Misfit> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp_millis());
     }

@@ -5,9 +5,11 @@
 //!   `type_errors` column (Parquet only);
 //! - [`table`] maps a schema (or the standard columns alone) to one Athena/Glue table
 //!   definition, rendered as `CREATE EXTERNAL TABLE` DDL or as a CloudFormation
-//!   `AWS::Glue::Table` `TableInput`.
+//!   `AWS::Glue::Table` `TableInput`;
+//! - [`infer`] proposes a schema file from archived records.
 
 pub mod flatten;
+pub mod infer;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap};

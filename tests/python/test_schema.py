@@ -409,3 +409,44 @@ def test_duckdb_gives_the_same_answers(duck, spark, work, fmt):
         errors = c.execute("SELECT type_errors FROM invoices WHERE event_id = ?",
                            [work["bad_event"]["eventID"]]).fetchone()[0]
         assert errors == work["bad_columns"]
+
+
+# ---------------------------------------------------------------- schema infer
+
+
+def test_infer_proposes_a_schema_that_fits(work, tmp_path):
+    records = [r for r in work["records"] if r["eventID"] != work["bad_event"]["eventID"]]
+    proposals = []
+    for fmt in FORMATS:
+        # Only the files of the example events (not the mismatches of 2026-01-02).
+        files = [str(p) for p in sorted((work["archives"][fmt] / "invoices").rglob("*"))
+                 if p.is_file() and "day=02" not in str(p)]
+        res = run("schema", "infer", "--table", "invoices", *files)
+        proposals.append(json.loads(res.stdout))
+    assert proposals[0] == proposals[1]
+    proposal = proposals[0]
+    assert proposal["table"] == "invoices"
+    attributes = []
+    for r in records:
+        for image in (r["dynamodb"].get("NewImage"), r["dynamodb"].get("OldImage")):
+            for name in image or {}:
+                if name not in attributes:
+                    attributes.append(name)
+    assert [c["attribute"] for c in proposal["columns"]] == attributes
+    types = {c["attribute"]: c["type"] for c in proposal["columns"]}
+    assert types["big"] == "decimal(38,0)" and types["tags"] == "array<string>"
+    assert types["issued_at"] == "timestamp" and types["lines"] == "json"
+    # The proposal is a valid schema file, and every value it was made from fits it.
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "invoices.json").write_text(json.dumps(proposal))
+    text = run("schema", "ddl", "--schema", str(schemas / "invoices.json"), "--location",
+               LOCATION, "--format", "parquet").stdout
+    sqlglot.parse_one(text, read="athena")
+    dest = tmp_path / "archive"
+    run("archive", "--dest", str(dest), "--schemas", str(schemas), str(EXAMPLE))
+    rows = [row for f in sorted(dest.glob("invoices/*/*/*/*.parquet"))
+            for row in pq.read_table(f).to_pylist()]
+    assert len(rows) == len({r["eventID"] for r in records})
+    assert all(row["type_errors"] == [] for row in rows)
+    assert run("schema", "infer", str(dest), check=False).returncode == 1
