@@ -32,11 +32,22 @@ pub struct Archiver {
 }
 
 impl Archiver {
-    /// An archiver with validated settings, writing to `sink`.
+    /// An archiver with validated settings, writing to `sink`; reads the schema files of
+    /// `--schemas`.
     pub fn new(settings: &Settings, sink: Arc<dyn ObjectSink>) -> Result<Self, SettingsError> {
+        let schemas = settings.schemas()?;
+        Self::with_schemas(settings, sink, schemas)
+    }
+
+    /// Like [`Archiver::new`] with schemas already read (a long-lived process reads them
+    /// once with [`Settings::schemas`] and clones them, cheaply, for each run).
+    pub fn with_schemas(
+        settings: &Settings,
+        sink: Arc<dyn ObjectSink>,
+        schemas: SchemaSet,
+    ) -> Result<Self, SettingsError> {
         settings.validate()?;
         let thresholds = settings.thresholds()?;
-        let schemas = settings.schemas()?;
         Ok(Archiver {
             format: settings.format,
             schemas,

@@ -450,3 +450,32 @@ def test_infer_proposes_a_schema_that_fits(work, tmp_path):
     assert len(rows) == len({r["eventID"] for r in records})
     assert all(row["type_errors"] == [] for row in rows)
     assert run("schema", "infer", str(dest), check=False).returncode == 1
+
+
+def test_json_schema_of_the_format(tmp_path):
+    # jsonschema comes with cfn-lint (tests/python/requirements.txt).
+    import jsonschema
+
+    meta = json.loads((ROOT / "schemas" / "schema.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(meta)
+    validator = jsonschema.Draft202012Validator(meta)
+    for path in sorted((ROOT / "schemas").glob("*.json")):
+        if not path.name.endswith(".schema.json"):
+            assert list(validator.iter_errors(json.loads(path.read_text()))) == [], path
+    for column in [
+        {"name": "Keys", "attribute": "a", "type": "string"},
+        {"name": "keys", "attribute": "a", "type": "string"},
+        {"name": "x", "path": [0], "type": "string"},
+        {"name": "x", "attribute": "a", "path": ["a"], "type": "string"},
+        {"name": "x", "attribute": "a", "type": "float"},
+        {"name": "x", "type": "string"},
+    ]:
+        doc = {"table": "invoices", "columns": [column]}
+        assert list(validator.iter_errors(doc)), column
+        # The archiver refuses the same file.
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(doc))
+        res = run("schema", "ddl", "--schema", str(path), "--location", LOCATION,
+                  "--format", "parquet", check=False)
+        assert res.returncode == 1 and str(path) in res.stderr, column
+
