@@ -314,8 +314,8 @@ struct FileRepr {
     #[serde(rename = "$schema")]
     _schema: Option<String>,
     table: String,
-    #[serde(default)]
-    description: Option<String>,
+    #[serde(default, rename = "description")]
+    _description: Option<String>,
     columns: Vec<ColumnRepr>,
 }
 
@@ -358,7 +358,6 @@ impl TableSchema {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let _ = repr.description;
         crate::route::validate_table_name(&repr.table).map_err(|reason| SchemaError::Table {
             path: path.to_path_buf(),
             table: repr.table.clone(),

@@ -109,10 +109,6 @@ pub fn standard_columns() -> Vec<TableColumn> {
         ("old_image", "string"),
         ("record", "string"),
     ];
-    debug_assert!(types
-        .iter()
-        .map(|(n, _)| *n)
-        .eq(super::STANDARD_COLUMNS.iter().copied()));
     types
         .iter()
         .map(|(name, ty)| TableColumn {
@@ -448,6 +444,17 @@ mod tests {
     }
 
     #[test]
+    fn standard_columns_match_the_parquet_files() {
+        let parquet: Vec<String> = crate::encode::parquet::standard_fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let table: Vec<String> = standard_columns().into_iter().map(|c| c.name).collect();
+        assert_eq!(parquet, table);
+        assert_eq!(table, crate::schema::STANDARD_COLUMNS);
+    }
+
+    #[test]
     fn names() {
         assert_eq!(athena_table_name("Orders-2026.v1"), "orders_2026_v1");
         assert_eq!(athena_table_name("2026orders"), "t_2026orders");
@@ -510,9 +517,11 @@ mod tests {
         );
         assert!(ddl.contains("ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'"));
         assert!(
-            ddl.contains(
-                &format!("'timestamp.formats' = '{JSON_TIMESTAMP_FORMAT}'").replace('\'', "'")
-            ) || ddl.contains("timestamp.formats")
+            ddl.contains(concat!(
+                "WITH SERDEPROPERTIES (\n  'case.insensitive' = 'false',\n",
+                "  'timestamp.formats' = 'yyyy-MM-dd\\'T\\'HH:mm:ss.SSSXXX'\n)"
+            )),
+            "{ddl}"
         );
         assert!(ddl.contains("STORED AS INPUTFORMAT 'org.apache.hadoop.mapred.TextInputFormat'"));
     }
