@@ -12,5 +12,6 @@ pub mod lambda;
 pub mod pipeline;
 pub mod report;
 pub mod route;
+pub mod schema;
 pub mod settings;
 pub mod sink;

@@ -13,12 +13,14 @@ use crate::decode::{decode_input, DecodeOptions, Decoded, Rejected};
 use crate::encode::{self, jsonl, EncodedFile, Format};
 use crate::report::{FailedFile, FileReport, InputError, RejectedReport, Summary};
 use crate::route::PartitionKey;
+use crate::schema::SchemaSet;
 use crate::settings::{Settings, SettingsError};
 use crate::sink::{ObjectSink, PutOutcome};
 
 /// Runs changes from inputs into a sink.
 pub struct Archiver {
     format: Format,
+    schemas: SchemaSet,
     thresholds: Thresholds,
     decode: DecodeOptions,
     sink: Arc<dyn ObjectSink>,
@@ -57,12 +59,25 @@ struct WriteJob {
 }
 
 impl Archiver {
-    /// An archiver with validated settings, writing to `sink`.
+    /// An archiver with validated settings, writing to `sink`; reads the schema files of
+    /// `--schemas`.
     pub fn new(settings: &Settings, sink: Arc<dyn ObjectSink>) -> Result<Self, SettingsError> {
+        let schemas = settings.schemas()?;
+        Self::with_schemas(settings, sink, schemas)
+    }
+
+    /// Like [`Archiver::new`] with schemas already read (a long-lived process reads them
+    /// once with [`Settings::schemas`] and clones them, cheaply, for each run).
+    pub fn with_schemas(
+        settings: &Settings,
+        sink: Arc<dyn ObjectSink>,
+        schemas: SchemaSet,
+    ) -> Result<Self, SettingsError> {
         settings.validate()?;
         let thresholds = settings.thresholds()?;
         Ok(Archiver {
             format: settings.format,
+            schemas,
             thresholds,
             decode: DecodeOptions {
                 table: settings.table.clone(),
@@ -239,7 +254,7 @@ impl Archiver {
             let first_index = first.index;
             let first_sequence_number = first.sequence_number.clone();
             let partition = batch.key.path();
-            match encode::encode_batch(&batch, self.format) {
+            match encode::encode_batch(&batch, self.format, self.schemas.get(&batch.key.table)) {
                 Ok(file) => jobs.push(WriteJob {
                     file,
                     kind: FileKind::Data {
