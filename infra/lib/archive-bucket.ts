@@ -10,7 +10,6 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ObjectLockMode } from './config';
-import { acknowledge } from './nag';
 
 /** Settings of the archive bucket. */
 export interface ArchiveBucketProps {
@@ -75,11 +74,6 @@ export class ArchiveBucket extends Construct {
         },
       ],
     });
-    acknowledge(
-      this.accessLogs,
-      'AwsSolutions-S1',
-      'This is the server access log bucket itself; logging it into itself would loop.',
-    );
 
     const retention = Duration.days(1); // replaced below by whole years on the L1 resource
     this.bucket = new s3.Bucket(this, 'Bucket', {

@@ -135,7 +135,8 @@ export function readConfig(get: (key: string) => Raw): ArchiverConfig {
   if (format !== 'parquet' && format !== 'jsonl.gz') {
     throw new ConfigError('format', `expected parquet or jsonl.gz, got "${format}"`);
   }
-  const prefix = str('prefix', get('prefix')) ?? DEFAULTS.prefix;
+  // An empty prefix is meaningful (the bucket's root), unlike other empty values.
+  const prefix = get('prefix') === '' ? '' : (str('prefix', get('prefix')) ?? DEFAULTS.prefix);
   if (prefix !== '' && !/^[A-Za-z0-9!_.*'()=-]+(\/[A-Za-z0-9!_.*'()=-]+)*\/$/.test(prefix)) {
     throw new ConfigError('prefix', `expected an S3 key prefix ending with "/" (or empty), got "${prefix}"`);
   }
