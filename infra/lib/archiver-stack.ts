@@ -8,9 +8,9 @@ import { ArchiveBucket } from './archive-bucket';
 import { ArchiverFunction } from './archiver-function';
 import { Catalog } from './catalog';
 import { ArchiverConfig, tableFromStreamArn } from './config';
-import { glueTableName, loadGlueTables, schemaFiles, tableOfSchemaFile } from './glue-tables';
+import { glueTableName, loadGlueTables, readyQueries, schemaFiles, tableOfSchemaFile } from './glue-tables';
 import { Monitoring } from './monitoring';
-import { namedQueries } from './queries';
+import { namedQueries, namedQueriesFromFiles, NamedQuerySpec } from './queries';
 import { StreamSource } from './stream-source';
 
 /** Props of the stack: the checked configuration. */
@@ -87,9 +87,17 @@ export class ArchiverStack extends Stack {
       maxRecordAgeSeconds: c.maxRecordAgeSeconds,
     });
 
-    // Named queries go to the source table's catalog table, else the first one.
-    const queryTable =
-      tables.find((t) => t.sourceTable === sourceTable) ?? tables.find((t) => schemas.some((s) => tableOfSchemaFile(s) === t.sourceTable));
+    // Named queries: the ready ones of schemas/queries/, and, for a source table without a
+    // schema file (cataloged with the standard columns), the same three questions about it.
+    const withSchema = new Set(schemas.map(tableOfSchemaFile));
+    const queries: NamedQuerySpec[] = namedQueriesFromFiles(readyQueries(c.schemasDir));
+    const standardSource = tables.find((t) => t.sourceTable === sourceTable && !withSchema.has(t.sourceTable));
+    if (standardSource !== undefined || queries.length === 0) {
+      const target = standardSource ?? tables[0];
+      if (target !== undefined) {
+        queries.push(...namedQueries(c.databaseName, String(target.tableInput.name ?? glueTableName(target.sourceTable))));
+      }
+    }
     this.catalog = new Catalog(this, 'Catalog', {
       databaseName: c.databaseName,
       tables,
@@ -98,8 +106,7 @@ export class ArchiverStack extends Stack {
       key: this.archive.key,
       accessLogs: this.archive.accessLogs,
       resultsExpiryDays: c.athenaResultsExpiryDays,
-      queries:
-        queryTable === undefined ? [] : namedQueries(c.databaseName, String(queryTable.tableInput.name ?? glueTableName(queryTable.sourceTable))),
+      queries,
     });
 
     this.monitoring = new Monitoring(this, 'Monitoring', {

@@ -31,19 +31,42 @@ export const PREFIX_PLACEHOLDER = '__PREFIX__';
 /** Placeholder for the source table name in the standard-columns file. */
 export const TABLE_PLACEHOLDER = '__TABLE__';
 
-/** Schema files (`<schemasDir>/*.json`), sorted; none when the directory does not exist. */
+/**
+ * Table schema files (`<schemasDir>/*.json`, not the `*.schema.json` JSON Schema of the
+ * format), sorted; none when the directory does not exist.
+ */
 export function schemaFiles(schemasDir: string): string[] {
   if (!fs.existsSync(schemasDir)) return [];
   return fs
     .readdirSync(schemasDir)
-    .filter((f) => f.endsWith('.json'))
+    .filter((f) => f.endsWith('.json') && !f.endsWith('.schema.json'))
     .sort()
     .map((f) => path.join(schemasDir, f));
 }
 
-/** The source table a schema file describes: its file name without `.json`. */
+/** The source table a schema file describes: its `table` field (else its file name). */
 export function tableOfSchemaFile(file: string): string {
-  return path.basename(file, '.json');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not a readable JSON file: ${(e as Error).message}`);
+  }
+  const table = (parsed as { table?: unknown } | null)?.table;
+  if (table === undefined) return path.basename(file, '.json');
+  if (typeof table !== 'string' || table === '') throw new Error(`${file}: "table" is not a table name`);
+  return table;
+}
+
+/** Ready Athena queries (`<schemasDir>/queries/*.sql`), sorted, as [name, SQL]. */
+export function readyQueries(schemasDir: string): [string, string][] {
+  const dir = path.join(schemasDir, 'queries');
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .map((f) => [path.basename(f, '.sql'), fs.readFileSync(path.join(dir, f), 'utf8')]);
 }
 
 /** A Glue/Athena table name for a DynamoDB table name: lowercase, `_` for other characters. */

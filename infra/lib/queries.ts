@@ -25,6 +25,25 @@ export interface NamedQuerySpec {
 const SEQ_DESC = 'length(sequence_number) DESC, sequence_number DESC';
 const SEQ_ASC = 'length(sequence_number), sequence_number';
 
+/**
+ * Named queries from the ready query files (`schemas/queries/*.sql`), saved as they are;
+ * the query's database is set on the named query.
+ */
+export function namedQueriesFromFiles(files: readonly [string, string][]): NamedQuerySpec[] {
+  return files.map(([name, sql]) => ({
+    id: name.replace(/[^A-Za-z0-9]/g, ''),
+    name,
+    description: firstComment(sql) ?? `schemas/queries/${name}.sql`,
+    sql,
+  }));
+}
+
+/** The first `--` comment line of a query, as its description (Athena allows 1024 characters). */
+function firstComment(sql: string): string | undefined {
+  const line = sql.split('\n').find((l) => l.trim().startsWith('--'));
+  return line?.trim().replace(/^--\s*/, '').slice(0, 1024);
+}
+
 /** The three named queries over `"database"."table"`. */
 export function namedQueries(database: string, table: string): NamedQuerySpec[] {
   const from = `"${database}"."${table}"`;

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { describe, it } from 'node:test';
-import { glueTableName, loadGlueTables, substitute } from '../lib/glue-tables';
+import { glueTableName, loadGlueTables, readyQueries, schemaFiles, substitute, tableOfSchemaFile } from '../lib/glue-tables';
 import { archiveBucketId, build, Built, FIXTURE_SCHEMAS, only, resourcesOf } from './helpers';
 
 const defaults = build();
@@ -144,5 +144,25 @@ describe('athena', () => {
   it('has a Glue database', () => {
     assert.equal(only(defaults, 'AWS::Glue::Database').DatabaseInput.Name, 'ddb_archive');
     assert.equal(only(build({ databaseName: 'audit' }), 'AWS::Glue::Database').DatabaseInput.Name, 'audit');
+  });
+});
+
+describe('the repository schemas', () => {
+  const REPO_SCHEMAS = path.resolve(__dirname, '..', '..', '..', 'schemas');
+
+  it('ignore the format JSON Schema when listing table schemas', () => {
+    assert.deepEqual(schemaFiles(FIXTURE_SCHEMAS).map((f) => path.basename(f)), ['invoices.json']);
+  });
+
+  it('give a catalog table per schema file and the ready queries as named queries', { skip: !fs.existsSync(path.join(REPO_SCHEMAS, 'generated')) && 'schemas/generated not in this checkout' }, () => {
+    const b = build({ schemasDir: REPO_SCHEMAS });
+    const names = tables(b).map((t) => t.TableInput.Name).sort();
+    assert.deepEqual(names, schemaFiles(REPO_SCHEMAS).map(tableOfSchemaFile).map(glueTableName).sort());
+    const files = readyQueries(REPO_SCHEMAS);
+    const saved = resourcesOf(b, 'AWS::Athena::NamedQuery').map(([, p]) => p);
+    assert.deepEqual(saved.map((q) => q.QueryString).sort(), files.map(([, sql]) => sql).sort());
+    assert.ok(files.length >= 3, 'item history, changes per day, as-of snapshot');
+    const text = JSON.stringify(b.json);
+    for (const ph of ['__BUCKET__', '__PREFIX__', '__TABLE__']) assert.ok(!text.includes(ph), `${ph} left in the template`);
   });
 });
