@@ -46,6 +46,19 @@ export interface ArchiverFunctionProps {
   readonly rustLog: string;
 }
 
+/** Staging directories to remove when the process exits. */
+const staged = new Set<string>();
+
+/** Synthesis copies the asset into the cloud assembly; the staging copy goes at exit. */
+function removeAtExit(dir: string): void {
+  if (staged.size === 0) {
+    process.once('exit', () => {
+      for (const d of staged) fs.rmSync(d, { recursive: true, force: true });
+    });
+  }
+  staged.add(dir);
+}
+
 /**
  * Copies `bootstrap` and the schema files into a fresh directory laid out as the function
  * package (`bootstrap`, `schemas/*.json`) and returns it. Fails naming the missing file
@@ -60,6 +73,7 @@ export function stagePackage(functionAssetDir: string, schemaFiles: readonly str
     );
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddb-archiver-function-'));
+  removeAtExit(dir);
   fs.copyFileSync(bootstrap, path.join(dir, 'bootstrap'));
   fs.chmodSync(path.join(dir, 'bootstrap'), 0o755);
   fs.mkdirSync(path.join(dir, 'schemas'));
