@@ -50,6 +50,20 @@ describe('archive bucket', () => {
         ]),
       },
     });
+    // Objects may not be written with another kind of server-side encryption.
+    defaults.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: archiveBucketId(defaults) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Sid: 'DenyOtherEncryption',
+            Effect: 'Deny',
+            Action: 's3:PutObject',
+            Condition: { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' } },
+          }),
+        ]),
+      },
+    });
     // Every bucket of the stack has such a policy.
     for (const [id] of resourcesOf(defaults, 'AWS::S3::Bucket')) {
       defaults.template.hasResourceProperties('AWS::S3::BucketPolicy', {
