@@ -115,7 +115,7 @@ export class ArchiverFunction extends Construct {
       new iam.PolicyStatement({
         sid: 'PutArchiveObjects',
         // Conditional single puts (If-None-Match: *) and multipart uploads. No delete, no read.
-        actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
         resources: [props.bucket.arnForObjects(`${props.prefix}*`)],
       }),
     );

@@ -69,7 +69,7 @@ describe('archiver function', () => {
     const statements = functionStatements(defaults);
     const s3 = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
     assert.equal(s3.length, 1);
-    assert.deepEqual(actionsOf(s3[0]).sort(), ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:PutObject']);
+    assert.deepEqual(actionsOf(s3[0]).sort(), ['s3:AbortMultipartUpload', 's3:PutObject']);
     assert.deepEqual(s3[0].Resource, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [archiveBucketId(defaults), 'Arn'] }, '/archive/*']] });
     for (const s of statements) {
       assert.equal(s.Effect, 'Allow');
