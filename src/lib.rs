@@ -8,6 +8,7 @@ pub mod buffer;
 pub mod decode;
 pub mod encode;
 pub mod pipeline;
+pub mod replay;
 pub mod report;
 pub mod route;
 pub mod settings;
