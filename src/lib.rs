@@ -2,11 +2,13 @@
 //! gzip JSON lines or Parquet.
 //!
 //! The modules follow the data flow: [`decode`] → [`route`] → [`buffer`] → [`encode`] →
-//! [`sink`] → [`report`], driven by [`pipeline`] with [`settings`].
+//! [`sink`] → [`report`], driven by [`pipeline`] with [`settings`]; [`lambda`] holds the
+//! Lambda function's logic.
 
 pub mod buffer;
 pub mod decode;
 pub mod encode;
+pub mod lambda;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

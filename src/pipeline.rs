@@ -14,7 +14,7 @@ use crate::encode::{self, jsonl, EncodedFile, Format};
 use crate::report::{FailedFile, FileReport, InputError, RejectedReport, Summary};
 use crate::route::PartitionKey;
 use crate::settings::{Settings, SettingsError};
-use crate::sink::ObjectSink;
+use crate::sink::{ObjectSink, PutOutcome};
 
 /// Runs changes from inputs into a sink.
 pub struct Archiver {
@@ -26,7 +26,34 @@ pub struct Archiver {
     processing_date: NaiveDate,
     rejected_lines: Vec<u8>,
     rejected_pending: usize,
+    /// The earliest pending rejected record: (index, sequence number).
+    rejected_first: Option<(usize, Option<String>)>,
+    deadline: Option<Instant>,
     summary: Summary,
+}
+
+/// Most files stored at the same time.
+pub const WRITE_CONCURRENCY: usize = 4;
+
+/// What a stored file holds, to account for it once the put is done.
+enum FileKind {
+    /// Changes of one partition.
+    Data {
+        /// Table name.
+        table: String,
+        /// Partition path.
+        partition: String,
+    },
+    /// Rejected records.
+    Rejected,
+}
+
+/// One encoded file waiting to be stored, and the record it starts with.
+struct WriteJob {
+    file: EncodedFile,
+    kind: FileKind,
+    first_index: usize,
+    first_sequence_number: String,
 }
 
 impl Archiver {
@@ -45,8 +72,19 @@ impl Archiver {
             processing_date: Utc::now().date_naive(),
             rejected_lines: Vec::new(),
             rejected_pending: 0,
+            rejected_first: None,
+            deadline: None,
             summary: Summary::default(),
         })
+    }
+
+    /// Sets the time by which every write must be done (the Lambda function: its
+    /// deadline minus a safety margin). From then on no write starts, writes still
+    /// running are abandoned, and their files are reported in
+    /// [`Summary::failed_files`]. A write abandoned in flight may still land; its object
+    /// name is deterministic, so a retry of the same records finds it.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 
     /// Decodes one input (one or more JSON documents) and archives its records, writing
@@ -70,6 +108,9 @@ impl Archiver {
             match d {
                 Decoded::Change(change) => {
                     let change = *change;
+                    let t = change.approximate_creation_time_ms;
+                    self.summary.oldest_change_ms =
+                        Some(self.summary.oldest_change_ms.map_or(t, |o| o.min(t)));
                     let Some(key) = PartitionKey::for_record(&change) else {
                         // Decoding bounds the time to years 1970-9999, so every change
                         // has a partition; keep it anyway if that ever changes.
@@ -89,24 +130,21 @@ impl Archiver {
                         .await;
                         continue;
                     };
-                    for batch in self.buffer.push(key, change, Instant::now()) {
-                        self.write_batch(batch).await;
-                    }
+                    let ready = self.buffer.push(key, change, Instant::now());
+                    self.write_batches(ready).await;
                 }
                 Decoded::Rejected(r) => self.reject(source, *r).await,
             }
         }
-        for batch in self.buffer.take_expired(Instant::now()) {
-            self.write_batch(batch).await;
-        }
+        let expired = self.buffer.take_expired(Instant::now());
+        self.write_batches(expired).await;
         true
     }
 
     /// Writes every pending file and returns what the run did.
     pub async fn finish(mut self) -> Summary {
-        for batch in self.buffer.drain() {
-            self.write_batch(batch).await;
-        }
+        let rest = self.buffer.drain();
+        self.write_batches(rest).await;
         self.flush_rejected().await;
         self.summary
     }
@@ -139,6 +177,13 @@ impl Archiver {
         out.extend_from_slice(r.raw.as_bytes());
         out.extend_from_slice(b"}\n");
         self.rejected_pending += 1;
+        if self
+            .rejected_first
+            .as_ref()
+            .is_none_or(|(i, _)| r.index < *i)
+        {
+            self.rejected_first = Some((r.index, r.sequence_number.clone()));
+        }
         self.summary.rejected_records.push(RejectedReport {
             source: source.to_string(),
             index: r.index,
@@ -157,81 +202,187 @@ impl Archiver {
         }
         let lines = std::mem::take(&mut self.rejected_lines);
         let count = std::mem::take(&mut self.rejected_pending);
-        let result = encode::rejected_file(&lines, count, self.processing_date);
-        let file = match result {
-            Ok(f) => f,
-            Err(e) => {
-                self.summary.failed_files.push(FailedFile {
-                    location: self
-                        .sink
-                        .location(&crate::route::rejected_path(self.processing_date)),
-                    records: count,
-                    first_index: 0,
-                    first_sequence_number: String::new(),
-                    error: e.to_string(),
-                });
-                return;
+        let (first_index, first_sequence_number) = self
+            .rejected_first
+            .take()
+            .map_or((0, None), |(i, s)| (i, s));
+        let first_sequence_number = first_sequence_number.unwrap_or_default();
+        match encode::rejected_file(&lines, count, self.processing_date) {
+            Ok(file) => {
+                self.write_jobs(vec![WriteJob {
+                    file,
+                    kind: FileKind::Rejected,
+                    first_index,
+                    first_sequence_number,
+                }])
+                .await
             }
-        };
-        match self.store(&file).await {
-            Ok(()) => self.summary.rejected += count,
-            Err(error) => self.summary.failed_files.push(FailedFile {
-                location: self.sink.location(&file.key),
+            Err(e) => self.summary.failed_files.push(FailedFile {
+                location: self
+                    .sink
+                    .location(&crate::route::rejected_path(self.processing_date)),
                 records: count,
-                first_index: 0,
-                first_sequence_number: String::new(),
-                error,
+                first_index,
+                first_sequence_number,
+                error: e.to_string(),
             }),
         }
     }
 
-    async fn store(&mut self, file: &EncodedFile) -> Result<(), String> {
-        match self.sink.put(file).await {
-            Ok(outcome) => {
-                self.summary.files.push(FileReport {
-                    location: self.sink.location(&file.key),
-                    records: file.records,
-                    bytes: file.body.len(),
-                    outcome,
-                });
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
-    async fn write_batch(&mut self, batch: Batch) {
-        let Some(first) = batch.records.iter().min_by_key(|r| r.index) else {
-            return;
-        };
-        let first_index = first.index;
-        let first_sequence_number = first.sequence_number.clone();
-        let partition = batch.key.path();
-        let result = match encode::encode_batch(&batch, self.format) {
-            Ok(file) => self.store(&file).await.map_err(|e| (file.key, e)),
-            Err(e) => Err((partition.clone(), e.to_string())),
-        };
-        match result {
-            Ok(()) => {
-                self.summary.archived += batch.records.len();
-                *self
-                    .summary
-                    .partitions
-                    .entry(batch.key.table.clone())
-                    .or_default()
-                    .entry(partition)
-                    .or_default() += batch.records.len();
-            }
-            Err((key, error)) => {
-                tracing::error!(key, error, "file not stored");
-                self.summary.failed_files.push(FailedFile {
-                    location: self.sink.location(&key),
-                    records: batch.records.len(),
+    /// Encodes batches and stores them, [`WRITE_CONCURRENCY`] at a time.
+    async fn write_batches(&mut self, batches: Vec<Batch>) {
+        let mut jobs = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let Some(first) = batch.records.iter().min_by_key(|r| r.index) else {
+                continue;
+            };
+            let first_index = first.index;
+            let first_sequence_number = first.sequence_number.clone();
+            let partition = batch.key.path();
+            match encode::encode_batch(&batch, self.format) {
+                Ok(file) => jobs.push(WriteJob {
+                    file,
+                    kind: FileKind::Data {
+                        table: batch.key.table.clone(),
+                        partition,
+                    },
                     first_index,
                     first_sequence_number,
-                    error,
-                })
+                }),
+                Err(e) => {
+                    tracing::error!(partition, error = %e, "file not encoded");
+                    self.summary.failed_files.push(FailedFile {
+                        location: self.sink.location(&partition),
+                        records: batch.records.len(),
+                        first_index,
+                        first_sequence_number,
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        self.write_jobs(jobs).await;
+    }
+
+    /// Is the deadline (if any) reached?
+    fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Stores files, [`WRITE_CONCURRENCY`] at a time, and accounts for each in the
+    /// summary in the order given. Past the deadline no put starts and puts in flight
+    /// are abandoned; those files are reported as failed.
+    async fn write_jobs(&mut self, jobs: Vec<WriteJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let mut results: Vec<Option<Result<PutOutcome, String>>> = Vec::new();
+        results.resize_with(jobs.len(), || None);
+        let mut files: Vec<Option<EncodedFile>> = Vec::with_capacity(jobs.len());
+        let mut metas = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            files.push(Some(job.file));
+            metas.push((job.kind, job.first_index, job.first_sequence_number));
+        }
+        let mut tasks: tokio::task::JoinSet<(usize, EncodedFile, Result<PutOutcome, String>)> =
+            tokio::task::JoinSet::new();
+        let mut ids = std::collections::HashMap::new();
+        let mut next = 0;
+        loop {
+            while tasks.len() < WRITE_CONCURRENCY && next < files.len() {
+                let i = next;
+                next += 1;
+                let Some(file) = files[i].take() else {
+                    continue;
+                };
+                if self.out_of_time() {
+                    results[i] = Some(Err(NOT_STARTED.to_string()));
+                    files[i] = Some(file);
+                    continue;
+                }
+                let sink = Arc::clone(&self.sink);
+                let deadline = self.deadline;
+                let handle = tasks.spawn(async move {
+                    let put = sink.put(&file);
+                    let result = match deadline {
+                        Some(d) => match tokio::time::timeout_at(d.into(), put).await {
+                            Ok(r) => r.map_err(|e| e.message),
+                            Err(_) => Err(ABANDONED.to_string()),
+                        },
+                        None => put.await.map_err(|e| e.message),
+                    };
+                    (i, file, result)
+                });
+                ids.insert(handle.id(), i);
+            }
+            match tasks.join_next_with_id().await {
+                None => break,
+                Some(Ok((_, (i, file, result)))) => {
+                    results[i] = Some(result);
+                    files[i] = Some(file);
+                }
+                Some(Err(e)) => {
+                    if let Some(&i) = ids.get(&e.id()) {
+                        results[i] = Some(Err(format!("the write task failed: {e}")));
+                    }
+                }
+            }
+        }
+        self.summary.write_time += started.elapsed();
+        for (i, ((kind, first_index, first_sequence_number), result)) in
+            metas.into_iter().zip(results).enumerate()
+        {
+            let (key, records, bytes) = match &files[i] {
+                Some(f) => (f.key.clone(), f.records, f.body.len()),
+                None => (String::new(), 0, 0),
+            };
+            let result = result.unwrap_or_else(|| Err("the write did not run".to_string()));
+            match result {
+                Ok(outcome) => {
+                    self.summary.files.push(FileReport {
+                        location: self.sink.location(&key),
+                        records,
+                        bytes,
+                        outcome,
+                    });
+                    match kind {
+                        FileKind::Data { table, partition } => {
+                            self.summary.archived += records;
+                            *self
+                                .summary
+                                .partitions
+                                .entry(table)
+                                .or_default()
+                                .entry(partition)
+                                .or_default() += records;
+                        }
+                        FileKind::Rejected => self.summary.rejected += records,
+                    }
+                }
+                Err(error) => {
+                    let location = self.sink.location(&key);
+                    tracing::error!(
+                        location,
+                        records,
+                        first_sequence_number,
+                        error,
+                        "file not stored"
+                    );
+                    self.summary.failed_files.push(FailedFile {
+                        location,
+                        records,
+                        first_index,
+                        first_sequence_number,
+                        error,
+                    });
+                }
             }
         }
     }
 }
+
+/// The error of a file whose put did not start because the deadline was reached.
+pub const NOT_STARTED: &str = "not started: the deadline was reached";
+/// The error of a file whose put was still running at the deadline.
+pub const ABANDONED: &str = "abandoned at the deadline (the object may or may not have landed)";

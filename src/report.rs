@@ -80,6 +80,13 @@ pub struct Summary {
     pub rejected_records: Vec<RejectedReport>,
     /// Inputs that were not valid event documents.
     pub input_errors: Vec<InputError>,
+    /// The oldest `ApproximateCreationDateTime` among the changes read, in milliseconds
+    /// since the Unix epoch (the stream lag is the time since). Not in the JSON summary.
+    #[serde(skip)]
+    pub oldest_change_ms: Option<i64>,
+    /// Wall-clock time spent storing files. Not in the JSON summary.
+    #[serde(skip)]
+    pub write_time: std::time::Duration,
 }
 
 impl Summary {

@@ -109,6 +109,11 @@ pub struct Settings {
     /// is written early.
     #[arg(long, env = "ARCHIVE_MAX_BUFFER_BYTES", default_value_t = Thresholds::default().max_buffer_bytes)]
     pub max_buffer_bytes: usize,
+
+    /// KMS key (ID, ARN or alias) to encrypt S3 objects with (SSE-KMS); without it the
+    /// bucket's default encryption applies. Only for `s3://` destinations.
+    #[arg(long, env = "ARCHIVE_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
 }
 
 impl Settings {
@@ -170,6 +175,20 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.destination()?;
         self.thresholds()?;
+        if let Some(k) = &self.kms_key_id {
+            if k.trim().is_empty() {
+                return Err(SettingsError {
+                    name: "--kms-key-id / ARCHIVE_KMS_KEY_ID",
+                    reason: "empty".to_string(),
+                });
+            }
+            if matches!(self.destination()?, Destination::Local(_)) {
+                return Err(SettingsError {
+                    name: "--kms-key-id / ARCHIVE_KMS_KEY_ID",
+                    reason: "only applies to s3:// destinations".to_string(),
+                });
+            }
+        }
         if let Some(t) = &self.table {
             crate::route::validate_table_name(t).map_err(|reason| SettingsError {
                 name: "--table / ARCHIVE_TABLE",

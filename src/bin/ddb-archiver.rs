@@ -148,7 +148,7 @@ fn run() -> anyhow::Result<ExitCode> {
 async fn archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     args.settings.validate()?;
     let dest = args.settings.destination()?;
-    let sink = ddb_archiver::sink::for_destination(&dest).await?;
+    let sink = ddb_archiver::sink::open(&dest, args.settings.kms_key_id.as_deref()).await?;
     let mut archiver = Archiver::new(&args.settings, sink)?;
     for file in &args.files {
         let bytes = if file == "-" {

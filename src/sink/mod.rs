@@ -1,10 +1,12 @@
 //! Sink: the one place where archive objects leave the process. [`ObjectSink`] is the
-//! small trait at this I/O edge; [`local::LocalDirSink`] writes to a directory.
+//! small trait at this I/O edge; [`local::LocalDirSink`] writes to a directory and
+//! [`s3::S3Sink`] to an S3 bucket.
 //! Every sink stores an object only if none exists under its key (S3's
 //! `If-None-Match: *`): object names are deterministic, so an existing object already
 //! holds exactly these records.
 
 pub mod local;
+pub mod s3;
 
 use async_trait::async_trait;
 
@@ -42,17 +44,36 @@ pub trait ObjectSink: Send + Sync {
     fn location(&self, key: &str) -> String;
 }
 
-/// Opens the sink for a destination.
+/// Opens the sink for a destination, with no SSE-KMS key (see [`open`]).
 pub async fn for_destination(
     dest: &crate::settings::Destination,
+) -> Result<std::sync::Arc<dyn ObjectSink>, SinkError> {
+    open(dest, None).await
+}
+
+/// Opens the sink for a destination; `kms_key_id` applies to S3 destinations (SSE-KMS).
+/// An S3 client is built from the default AWS configuration chain (see
+/// [`s3::S3Sink::client_from_env`]).
+pub async fn open(
+    dest: &crate::settings::Destination,
+    kms_key_id: Option<&str>,
 ) -> Result<std::sync::Arc<dyn ObjectSink>, SinkError> {
     match dest {
         crate::settings::Destination::Local(path) => {
             Ok(std::sync::Arc::new(local::LocalDirSink::new(path.clone())))
         }
-        crate::settings::Destination::S3 { .. } => Err(SinkError {
-            location: dest.to_string(),
-            message: "S3 destinations are not supported by this build".to_string(),
-        }),
+        crate::settings::Destination::S3 { bucket, prefix } => {
+            let options = s3::S3Options {
+                kms_key_id: kms_key_id.map(str::to_string),
+                ..s3::S3Options::default()
+            };
+            let client = s3::S3Sink::client_from_env(&options).await;
+            Ok(std::sync::Arc::new(s3::S3Sink::new(
+                client,
+                bucket.clone(),
+                prefix.clone(),
+                options,
+            )))
+        }
     }
 }
