@@ -66,7 +66,7 @@ if "$BIN" replay --source "$W/corrupt" --table "$TABLE" --out /dev/null 2> "$W/c
   echo "replay of a corrupt archive succeeded" >&2; exit 1
 fi
 grep -F "$BAD" "$W/corrupt.err"
-"$BIN" replay --source "$W/corrupt" --table "$TABLE" --out "$W/skip.jsonl" --skip-corrupt --json > "$W/skip.json"
+"$BIN" replay --source "$W/corrupt" --table "$TABLE" --batch-size 64 --out "$W/skip.jsonl" --skip-corrupt --json > "$W/skip.json"
 "${CHECK[@]}" summary "$W/skip.json" records_emitted=4000 corrupt_files=1
 cmp "$W/local.jsonl" "$W/skip.jsonl"
 

@@ -50,7 +50,7 @@ pub enum ReplayError {
     Source(#[from] SourceError),
     /// A file could not be read (and `--skip-corrupt` was not given).
     #[error("{0} (--skip-corrupt reports it and goes on)")]
-    Corrupt(#[from] CorruptFile),
+    Corrupt(CorruptFile),
     /// Sorting through temporary files failed.
     #[error(transparent)]
     Order(#[from] OrderError),
@@ -58,12 +58,12 @@ pub enum ReplayError {
     #[error("writing events: {0}")]
     Output(std::io::Error),
     /// The checkpoint file could not be read or written.
-    #[error("checkpoint {path}: {source}")]
+    #[error("checkpoint {path}: {error}")]
     Checkpoint {
         /// The checkpoint file.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The Lambda function did not take an event.
     #[error(transparent)]
@@ -71,6 +71,12 @@ pub enum ReplayError {
     /// The `--resume-after` event is not in the selected range.
     #[error("resume point {0} is not among the selected changes; nothing was replayed")]
     ResumeNotFound(String),
+}
+
+impl From<CorruptFile> for ReplayError {
+    fn from(e: CorruptFile) -> Self {
+        ReplayError::Corrupt(e)
+    }
 }
 
 /// A replay that stopped, with what it did until then.
@@ -206,17 +212,17 @@ pub fn read_checkpoint(path: &std::path::Path) -> Result<Option<String>, ReplayE
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ReplayError::Checkpoint {
+        Err(error) => Err(ReplayError::Checkpoint {
             path: path.display().to_string(),
-            source,
+            error,
         }),
     }
 }
 
 fn write_checkpoint(path: &std::path::Path, event_id: &str) -> Result<(), ReplayError> {
-    let err = |source| ReplayError::Checkpoint {
+    let err = |error| ReplayError::Checkpoint {
         path: path.display().to_string(),
-        source,
+        error,
     };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
