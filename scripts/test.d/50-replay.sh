@@ -80,9 +80,25 @@ wait_port "$LAMBDA_PORT" 120
 # The first invocation compiles the function; wait for it with an event of no records.
 timeout 900 cargo lambda invoke ddb-archiver-lambda --invoke-address 127.0.0.1 \
   --invoke-port "$LAMBDA_PORT" --data-ascii '{"Records":[]}' || true
-AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT" "$BIN" replay --source "$W/first" \
-  --table "$TABLE" --batch-size 250 --invoke-function ddb-archiver-lambda --json > "$W/invoke.json"
-"${CHECK[@]}" summary "$W/invoke.json" records_emitted=4000 retries=0
+export AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$LAMBDA_PORT"
+# With its bucket's folder replaced by a file, every write of the function fails and it
+# reports every record as failed: bounded retries, then an error naming the first
+# record, and nothing delivered.
+rmdir "$W/s3/replay-second" && touch "$W/s3/replay-second"
+if "$BIN" replay --source "$W/first" --table "$TABLE" --batch-size 250 \
+     --invoke-function ddb-archiver-lambda --checkpoint "$W/invoke.checkpoint" --json \
+     > "$W/fail.json" 2> "$W/fail.err"; then
+  echo "replay into a failing function succeeded" >&2; exit 1
+fi
+grep -F "did not process event ev00000000" "$W/fail.err"
+"${CHECK[@]}" summary "$W/fail.json" records_emitted=0 invocations=4 retries=3
+[ ! -e "$W/invoke.checkpoint" ]
+rm "$W/s3/replay-second" && mkdir "$W/s3/replay-second"
+"$BIN" replay --source "$W/first" --table "$TABLE" --batch-size 250 \
+  --invoke-function ddb-archiver-lambda --checkpoint "$W/invoke.checkpoint" --json > "$W/invoke.json"
+"${CHECK[@]}" summary "$W/invoke.json" records_emitted=4000 retries=0 last_event_id=ev00003999
+grep -qx ev00003999 "$W/invoke.checkpoint"
+unset AWS_ENDPOINT_URL_LAMBDA
 "${CHECK[@]}" same-rows "$W/first/$TABLE" "$W/s3/replay-second/arch/$TABLE"
 "$BIN" replay --source "$W/s3/replay-second/arch" --table "$TABLE" --batch-size 64 > "$W/second.jsonl"
 cmp "$W/local.jsonl" "$W/second.jsonl"
