@@ -178,6 +178,7 @@ impl Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
 
     fn t(bytes: usize, records: usize) -> Thresholds {
         Thresholds {
@@ -204,6 +205,86 @@ mod tests {
         assert!(!is_full(99, 2, &th));
         assert!(is_full(100, 1, &th));
         assert!(is_full(1, 3, &th));
+    }
+
+    fn record(i: usize, day: u32) -> (PartitionKey, ChangeRecord) {
+        let rec = ChangeRecord {
+            event_id: format!("e{i}"),
+            event_name: crate::decode::EventName::Insert,
+            table_name: "tbl".into(),
+            sequence_number: i.to_string(),
+            approximate_creation_time_ms: 0,
+            stream_view_type: None,
+            size_bytes: None,
+            ttl_delete: false,
+            keys: "{}".into(),
+            new_image: None,
+            old_image: None,
+            record: "x".repeat(100),
+            source: crate::decode::SourceKind::DynamoDbStream,
+            index: i,
+        };
+        let key = PartitionKey {
+            table: "tbl".into(),
+            date: chrono::NaiveDate::from_ymd_opt(2026, 1, day).unwrap(),
+        };
+        (key, rec)
+    }
+
+    #[test]
+    fn push_splits_on_records_and_keeps_order() {
+        let mut b = Buffer::new(t(usize::MAX, 3));
+        let now = Instant::now();
+        let mut ready = Vec::new();
+        for i in 0..7 {
+            let (k, r) = record(i, 1);
+            ready.extend(b.push(k, r, now));
+        }
+        ready.extend(b.drain());
+        let sizes: Vec<usize> = ready.iter().map(|x| x.records.len()).collect();
+        assert_eq!(sizes, vec![3, 3, 1]);
+        let order: Vec<usize> = ready
+            .iter()
+            .flat_map(|x| x.records.iter().map(|r| r.index))
+            .collect();
+        assert_eq!(order, (0..7).collect::<Vec<_>>());
+        assert!(b.is_empty());
+        assert_eq!(b.total_bytes(), 0);
+    }
+
+    #[test]
+    fn memory_bound_writes_the_largest_partition() {
+        let one = record(0, 1).1.approx_bytes();
+        let mut b = Buffer::new(Thresholds {
+            max_buffer_bytes: one * 3,
+            ..t(usize::MAX, 100)
+        });
+        let now = Instant::now();
+        let mut ready = Vec::new();
+        for (i, day) in [(0, 1), (1, 1), (2, 2), (3, 3)] {
+            let (k, r) = record(i, day);
+            ready.extend(b.push(k, r, now));
+            assert!(b.total_bytes() <= one * 3);
+        }
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].key.date.day0(), 0, "day 1 held the most bytes");
+        assert_eq!(ready[0].records.len(), 2);
+        assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn expired_partitions_are_taken() {
+        let mut b = Buffer::new(t(usize::MAX, 100));
+        let t0 = Instant::now();
+        let (k, r) = record(0, 1);
+        assert!(b.push(k, r, t0).is_empty());
+        let (k, r) = record(1, 2);
+        assert!(b.push(k, r, t0 + Duration::from_secs(5)).is_empty());
+        assert!(b.take_expired(t0 + Duration::from_secs(9)).is_empty());
+        let taken = b.take_expired(t0 + Duration::from_secs(10));
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].records[0].index, 0);
+        assert_eq!(b.len(), 1);
     }
 
     #[test]

@@ -210,6 +210,7 @@ pub struct Outcome {
 /// The function: settings and sink made once at init, used by every invocation.
 pub struct Function {
     settings: Settings,
+    schemas: crate::schema::SchemaSet,
     sink: Arc<dyn ObjectSink>,
     function_name: String,
 }
@@ -222,8 +223,10 @@ impl Function {
         function_name: impl Into<String>,
     ) -> Result<Self, SettingsError> {
         settings.validate()?;
+        let schemas = settings.schemas()?;
         Ok(Function {
             settings,
+            schemas,
             sink,
             function_name: function_name.into(),
         })
@@ -242,8 +245,9 @@ impl Function {
         deadline: Option<Instant>,
     ) -> Result<Outcome, InvocationError> {
         let started = Instant::now();
-        let mut archiver = Archiver::new(&self.settings, Arc::clone(&self.sink))
-            .map_err(|e| InvocationError::Input(e.to_string()))?;
+        let mut archiver =
+            Archiver::with_schemas(&self.settings, Arc::clone(&self.sink), self.schemas.clone())
+                .map_err(|e| InvocationError::Input(e.to_string()))?;
         archiver.set_deadline(deadline);
         archiver.ingest(payload, "event").await;
         let summary = archiver.finish().await;

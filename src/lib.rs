@@ -13,5 +13,6 @@ pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod route;
+pub mod schema;
 pub mod settings;
 pub mod sink;

@@ -13,12 +13,14 @@ use crate::decode::{decode_input, DecodeOptions, Decoded, Rejected};
 use crate::encode::{self, jsonl, EncodedFile, Format};
 use crate::report::{FailedFile, FileReport, InputError, RejectedReport, Summary};
 use crate::route::PartitionKey;
+use crate::schema::SchemaSet;
 use crate::settings::{Settings, SettingsError};
 use crate::sink::{ObjectSink, PutOutcome};
 
 /// Runs changes from inputs into a sink.
 pub struct Archiver {
     format: Format,
+    schemas: SchemaSet,
     thresholds: Thresholds,
     decode: DecodeOptions,
     sink: Arc<dyn ObjectSink>,
@@ -57,12 +59,25 @@ struct WriteJob {
 }
 
 impl Archiver {
-    /// An archiver with validated settings, writing to `sink`.
+    /// An archiver with validated settings, writing to `sink`; reads the schema files of
+    /// `--schemas`.
     pub fn new(settings: &Settings, sink: Arc<dyn ObjectSink>) -> Result<Self, SettingsError> {
+        let schemas = settings.schemas()?;
+        Self::with_schemas(settings, sink, schemas)
+    }
+
+    /// Like [`Archiver::new`] with schemas already read (a long-lived process reads them
+    /// once with [`Settings::schemas`] and clones them, cheaply, for each run).
+    pub fn with_schemas(
+        settings: &Settings,
+        sink: Arc<dyn ObjectSink>,
+        schemas: SchemaSet,
+    ) -> Result<Self, SettingsError> {
         settings.validate()?;
         let thresholds = settings.thresholds()?;
         Ok(Archiver {
             format: settings.format,
+            schemas,
             thresholds,
             decode: DecodeOptions {
                 table: settings.table.clone(),
@@ -239,7 +254,7 @@ impl Archiver {
             let first_index = first.index;
             let first_sequence_number = first.sequence_number.clone();
             let partition = batch.key.path();
-            match encode::encode_batch(&batch, self.format) {
+            match encode::encode_batch(&batch, self.format, self.schemas.get(&batch.key.table)) {
                 Ok(file) => jobs.push(WriteJob {
                     file,
                     kind: FileKind::Data {
@@ -386,3 +401,72 @@ impl Archiver {
 pub const NOT_STARTED: &str = "not started: the deadline was reached";
 /// The error of a file whose put was still running at the deadline.
 pub const ABANDONED: &str = "abandoned at the deadline (the object may or may not have landed)";
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sink::SinkError;
+
+    /// A sink that holds every put for a while and counts how many run at once.
+    #[derive(Default)]
+    struct Slow {
+        running: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectSink for Slow {
+        async fn put(&self, file: &EncodedFile) -> Result<PutOutcome, SinkError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            // Later keys finish first, so completion order differs from write order.
+            let day: u64 = file.key[file.key.find("day=").map_or(0, |i| i + 4)..][..2]
+                .parse()
+                .unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(120 - day * 10)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(PutOutcome::Written)
+        }
+        fn location(&self, key: &str) -> String {
+            key.to_string()
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_run_concurrently_within_the_bound_and_report_in_order() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            s: Settings,
+        }
+        let settings = P::parse_from(["x", "--format", "jsonl.gz"]).s;
+        let sink = Arc::new(Slow::default());
+        let mut archiver = Archiver::new(&settings, sink.clone()).unwrap();
+        let records: Vec<String> = (0..10)
+            .map(|i| {
+                format!(
+                    r#"{{"eventID":"e{i}","eventName":"INSERT","eventSourceARN":"arn:aws:dynamodb:us-east-1:1:table/tbl/stream/x","dynamodb":{{"ApproximateCreationDateTime":{},"Keys":{{"pk":{{"S":"k"}}}},"SequenceNumber":"{}"}}}}"#,
+                    1_767_225_600 + i * 86_400,
+                    100 + i
+                )
+            })
+            .collect();
+        let event = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        assert!(archiver.ingest(event.as_bytes(), "event").await);
+        let summary = archiver.finish().await;
+        assert_eq!(summary.archived, 10);
+        assert_eq!(sink.most.load(Ordering::SeqCst), WRITE_CONCURRENCY);
+        let days: Vec<&str> = summary
+            .files
+            .iter()
+            .map(|f| &f.location[f.location.find("day=").unwrap()..][..6])
+            .collect();
+        let mut sorted = days.clone();
+        sorted.sort();
+        assert_eq!(days, sorted, "files are reported in write order");
+    }
+}

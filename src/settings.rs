@@ -114,6 +114,11 @@ pub struct Settings {
     /// bucket's default encryption applies. Only for `s3://` destinations.
     #[arg(long, env = "ARCHIVE_KMS_KEY_ID")]
     pub kms_key_id: Option<String>,
+
+    /// Directory of schema files (`<name>.json`, one per DynamoDB table): Parquet files
+    /// of those tables also carry their typed columns and `type_errors`.
+    #[arg(long, env = "ARCHIVE_SCHEMAS", value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
 }
 
 impl Settings {
@@ -169,6 +174,17 @@ impl Settings {
             max_file_age: Duration::from_secs(self.max_file_age_secs),
             max_buffer_bytes: self.max_buffer_bytes,
         })
+    }
+
+    /// The schema files of `--schemas`, read and validated (none without it).
+    pub fn schemas(&self) -> Result<crate::schema::SchemaSet, SettingsError> {
+        match &self.schemas {
+            None => Ok(crate::schema::SchemaSet::default()),
+            Some(dir) => crate::schema::SchemaSet::load_dir(dir).map_err(|e| SettingsError {
+                name: "--schemas / ARCHIVE_SCHEMAS",
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// Checks every setting.

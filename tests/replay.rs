@@ -96,6 +96,7 @@ fn settings(dir: &std::path::Path, format: Format) -> Settings {
         max_file_age_secs: 300,
         max_buffer_bytes: 1 << 24,
         kms_key_id: None,
+        schemas: None,
     }
 }
 

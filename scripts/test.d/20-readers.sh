@@ -4,7 +4,8 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 ensure_venv
-cargo build --bin ddb-archiver
+# Same feature set as `cargo test`, so this reuses its build.
+cargo test --no-run --quiet
 export DDB_ARCHIVER_BIN="$ROOT/target/debug/ddb-archiver"
 log "pytest tests/python (readers)"
 python -m pytest -q tests/python/test_readers.py

@@ -30,6 +30,9 @@ enum Command {
     ///
     /// Exit status: 0 when every selected change was replayed, 1 otherwise.
     Replay(ReplayArgs),
+    /// Athena / Glue table definitions for the archive of one DynamoDB table.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,6 +107,49 @@ fn parse_event_name(s: &str) -> Result<ddb_archiver::decode::EventName, String> 
         .ok_or_else(|| format!("{s:?} is not INSERT, MODIFY or REMOVE"))
 }
 
+#[derive(Debug, Subcommand)]
+enum SchemaCommand {
+    /// Print the Athena `CREATE EXTERNAL TABLE` statement (partition projection on).
+    Ddl(TableArgs),
+    /// Print the same table as a CloudFormation `AWS::Glue::Table` `TableInput` (JSON).
+    Glue(TableArgs),
+    /// Propose a schema file from archived records.
+    Infer(InferArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct InferArgs {
+    /// DynamoDB table to propose a schema for (needed when the files hold several).
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// Archive files (`.parquet`, `.json.gz`) or directories to search for them.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["schema", "table"])))]
+struct TableArgs {
+    /// Schema file of the table: standard columns, typed columns and `type_errors`.
+    #[arg(long, value_name = "FILE")]
+    schema: Option<std::path::PathBuf>,
+    /// DynamoDB table name, without a schema: the standard columns only.
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// Where the table's archive is: `s3://bucket/prefix/<table>/`.
+    #[arg(long, value_name = "S3_URL")]
+    location: String,
+    /// File format of the archive.
+    #[arg(long, value_enum)]
+    format: ddb_archiver::encode::Format,
+    /// Athena database to create the table in.
+    #[arg(long, value_name = "NAME")]
+    database: Option<String>,
+    /// Athena table name (default: derived from the DynamoDB table name).
+    #[arg(long, value_name = "NAME")]
+    table_name: Option<String>,
+}
+
 #[derive(Debug, clap::Args)]
 struct ArchiveArgs {
     #[command(flatten)]
@@ -137,12 +183,56 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors exit 1 (fatal): exit status 2 means "some records rejected".
+            let _ = e.print();
+            return Ok(if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command {
         Command::Archive(args) => runtime.block_on(archive(args)),
         Command::Replay(args) => runtime.block_on(replay(args)),
+        Command::Schema(cmd) => schema(cmd),
     }
+}
+
+fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
+    use ddb_archiver::schema::{table::TableDefinition, TableSchema};
+    let (args, glue) = match cmd {
+        SchemaCommand::Ddl(args) => (args, false),
+        SchemaCommand::Glue(args) => (args, true),
+        SchemaCommand::Infer(args) => {
+            let mut inferrer = ddb_archiver::schema::infer::Inferrer::new(args.table);
+            for path in &args.paths {
+                inferrer.add_path(path)?;
+            }
+            println!("{}", serde_json::to_string_pretty(&inferrer.finish()?)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let schema = args.schema.as_deref().map(TableSchema::load).transpose()?;
+    let table = match (&schema, &args.table) {
+        (Some(s), _) => s.table.clone(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => anyhow::bail!("give --schema FILE or --table NAME"),
+    };
+    let def = TableDefinition::new(
+        &table,
+        schema.as_ref(),
+        args.format,
+        &args.location,
+        args.database.as_deref(),
+        args.table_name.as_deref(),
+    )?;
+    print!("{}", if glue { def.glue_json() } else { def.ddl() });
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub(crate) use time::Decimal;
 pub use time::{parse_epoch, TimeUnit};
 
 /// Why a single record could not be archived. The message names what was wrong; the

@@ -24,14 +24,17 @@ const MICROS_LIMIT: u128 = 100_000_000_000_000_000;
 /// 9999-12-31T23:59:59.999Z: the last instant a four-digit year partition can hold.
 const MAX_MILLIS: i64 = 253_402_300_799_999;
 
-/// A non-negative decimal written as `digits × 10^exp`.
-struct Decimal {
-    digits: Vec<u8>,
-    exp: i64,
+/// A non-negative decimal written as `digits × 10^exp` (no leading zeros in `digits`).
+pub(crate) struct Decimal {
+    /// Decimal digits, 0 to 9, most significant first.
+    pub(crate) digits: Vec<u8>,
+    /// Power of ten of the last digit.
+    pub(crate) exp: i64,
 }
 
 impl Decimal {
-    fn parse(text: &str) -> Result<Self, String> {
+    /// Parses `[+]digits[.digits][(e|E)[+|-]digits]` exactly.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let bad = || format!("{text:?} is not a non-negative decimal number");
         let b = text.as_bytes();
         let mut i = 0;

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::buffer::Batch;
 use crate::decode::ChangeRecord;
+use crate::schema::TableSchema;
 
 /// Errors while encoding a batch.
 #[derive(Debug, thiserror::Error)]
@@ -109,15 +110,21 @@ pub struct EncodedFile {
     pub records: usize,
 }
 
-/// Encodes a batch in the given format under its deterministic name.
-pub fn encode_batch(batch: &Batch, format: Format) -> Result<EncodedFile, EncodeError> {
+/// Encodes a batch in the given format under its deterministic name. With the table's
+/// `schema`, Parquet files also carry its typed columns and `type_errors` (gzip JSON
+/// lines stay lossless-only).
+pub fn encode_batch(
+    batch: &Batch,
+    format: Format,
+    schema: Option<&TableSchema>,
+) -> Result<EncodedFile, EncodeError> {
     let partition = batch.key.path();
     let (first, last) = match (batch.records.first(), batch.records.last()) {
         (Some(f), Some(l)) => (f, l),
         _ => return Err(EncodeError::Empty(partition)),
     };
     let body = match format {
-        Format::Parquet => parquet::encode(&batch.records).map_err(|e| e.at(&partition))?,
+        Format::Parquet => parquet::encode(&batch.records, schema).map_err(|e| e.at(&partition))?,
         Format::JsonlGz => jsonl::encode(&batch.records).map_err(|source| EncodeError::Io {
             partition: partition.clone(),
             source,

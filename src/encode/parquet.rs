@@ -15,6 +15,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use crate::decode::ChangeRecord;
+use crate::schema::TableSchema;
 
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 65_536;
@@ -145,9 +146,20 @@ pub fn write_file(batch: &RecordBatch) -> Result<Vec<u8>, Error> {
     writer.into_inner().map_err(Error::Parquet)
 }
 
-/// Encodes changes as a Parquet file with the standard columns.
-pub fn encode(records: &[ChangeRecord]) -> Result<Vec<u8>, Error> {
-    let batch =
-        RecordBatch::try_new(standard_schema(), standard_columns(records)).map_err(Error::Arrow)?;
+/// Encodes changes as a Parquet file with the standard columns, then the typed columns
+/// and `type_errors` of `schema` when given.
+pub fn encode(records: &[ChangeRecord], schema: Option<&TableSchema>) -> Result<Vec<u8>, Error> {
+    let batch = match schema {
+        None => RecordBatch::try_new(standard_schema(), standard_columns(records)),
+        Some(s) => {
+            let mut fields = standard_fields();
+            fields.extend(s.arrow_fields());
+            let mut columns = standard_columns(records);
+            columns
+                .extend(crate::schema::flatten::typed_columns(s, records).map_err(Error::Arrow)?);
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        }
+    }
+    .map_err(Error::Arrow)?;
     write_file(&batch)
 }

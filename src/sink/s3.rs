@@ -293,7 +293,17 @@ impl S3Sink {
         let endpoint_override = ENDPOINT_VARS
             .iter()
             .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
-        let config = aws_sdk_s3::config::Builder::from(&shared)
+        Self::client(&shared, options, endpoint_override)
+    }
+
+    /// A client from a shared AWS configuration, with the SDK's retries off (the sink
+    /// retries), per-attempt timeouts, and path-style addressing if `path_style`.
+    pub fn client(
+        shared: &aws_config::SdkConfig,
+        options: &S3Options,
+        path_style: bool,
+    ) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(shared)
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
@@ -302,7 +312,7 @@ impl S3Sink {
                     .build(),
             )
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .force_path_style(endpoint_override)
+            .force_path_style(path_style)
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }
@@ -585,5 +595,140 @@ mod tests {
             let u = jitter_unit(salt);
             assert!((0.0..1.0).contains(&u), "{u}");
         }
+    }
+}
+
+/// Against a real s3s-fs whose URL is in `DDB_ARCHIVER_TEST_S3`, with a bucket
+/// `sink-test` and credentials in the usual environment variables; run by
+/// scripts/test.d/30-s3-lambda.sh.
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+    use aws_sdk_s3::types::ChecksumMode;
+
+    const BUCKET: &str = "sink-test";
+
+    async fn sink(options: S3Options) -> S3Sink {
+        let endpoint = std::env::var("DDB_ARCHIVER_TEST_S3").expect("DDB_ARCHIVER_TEST_S3");
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .load()
+            .await;
+        let client = S3Sink::client(&shared, &options, true);
+        S3Sink::new(client, BUCKET, "sink/", options)
+    }
+
+    fn body(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn file(key: &str, body: Vec<u8>) -> EncodedFile {
+        EncodedFile {
+            key: key.to_string(),
+            body,
+            content_type: "application/x-ndjson",
+            content_encoding: Some("gzip"),
+            records: 1,
+        }
+    }
+
+    async fn get(sink: &S3Sink, key: &str) -> (Vec<u8>, Option<String>, Option<String>) {
+        let out = sink
+            .client
+            .get_object()
+            .bucket(BUCKET)
+            .key(format!("sink/{key}"))
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        let ct = out.content_type.clone();
+        let ce = out.content_encoding.clone();
+        (out.body.collect().await.unwrap().to_vec(), ct, ce)
+    }
+
+    #[tokio::test]
+    #[ignore = "needs s3s-fs: run by scripts/test.d/30-s3-lambda.sh"]
+    async fn single_put_is_conditional_and_reads_back() {
+        let sink = sink(S3Options::default()).await;
+        let key = "t/year=2026/month=01/day=01/1-2-0123456789abcdef.json.gz";
+        let data = body(100_000, 7);
+        assert_eq!(
+            sink.put(&file(key, data.clone())).await.unwrap(),
+            PutOutcome::Written
+        );
+        let (got, ct, ce) = get(&sink, key).await;
+        assert_eq!(got, data);
+        assert_eq!(ct.as_deref(), Some("application/x-ndjson"));
+        assert_eq!(ce.as_deref(), Some("gzip"));
+        // Another body under the same key is refused (412) and the first one stays.
+        assert_eq!(
+            sink.put(&file(key, body(10, 8))).await.unwrap(),
+            PutOutcome::AlreadyPresent
+        );
+        assert_eq!(get(&sink, key).await.0, data);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs s3s-fs: run by scripts/test.d/30-s3-lambda.sh"]
+    async fn multipart_upload_is_conditional_and_reads_back() {
+        let sink = sink(S3Options {
+            multipart_threshold: 6 * 1024 * 1024,
+            part_size: 5 * 1024 * 1024,
+            ..S3Options::default()
+        })
+        .await;
+        let key = "t/year=2026/month=01/day=02/3-4-0123456789abcdef.json.gz";
+        let data = body(12 * 1024 * 1024 + 17, 9);
+        assert_eq!(
+            sink.put(&file(key, data.clone())).await.unwrap(),
+            PutOutcome::Written
+        );
+        let (got, ct, _) = get(&sink, key).await;
+        assert!(got == data, "multipart object differs from its input");
+        assert_eq!(ct.as_deref(), Some("application/x-ndjson"));
+        assert_eq!(
+            sink.put(&file(key, body(7 * 1024 * 1024, 10)))
+                .await
+                .unwrap(),
+            PutOutcome::AlreadyPresent
+        );
+        assert!(get(&sink, key).await.0 == data);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs s3s-fs: run by scripts/test.d/30-s3-lambda.sh"]
+    async fn permanent_errors_are_not_retried_and_name_the_object() {
+        let endpoint = std::env::var("DDB_ARCHIVER_TEST_S3").expect("DDB_ARCHIVER_TEST_S3");
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "sink-test",
+                "not-the-secret",
+                None,
+                None,
+                "test",
+            ))
+            .load()
+            .await;
+        let options = S3Options::default();
+        let client = S3Sink::client(&shared, &options, true);
+        let sink = S3Sink::new(client, BUCKET, "sink/", options);
+        let started = Instant::now();
+        let err = sink
+            .put(&file("t/x.json.gz", body(10, 1)))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "{err}");
+        assert_eq!(err.location, "s3://sink-test/sink/t/x.json.gz");
+        assert!(err.message.contains("HTTP 403"), "{err}");
     }
 }

@@ -1,0 +1,9 @@
+//! End-to-end tests of the archive core, in process and through the CLI: real fixtures,
+//! lossless round trips, event-time partitioning, determinism and thresholds.
+
+mod cli;
+mod fixtures;
+mod partitioning;
+mod roundtrip;
+mod support;
+mod thresholds;
