@@ -10,6 +10,7 @@ pub mod decode;
 pub mod encode;
 pub mod lambda;
 pub mod pipeline;
+pub mod replay;
 pub mod report;
 pub mod route;
 pub mod schema;

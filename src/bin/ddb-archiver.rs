@@ -1,4 +1,5 @@
-//! The `ddb-archiver` command line: archive local event files into a directory or S3.
+//! The `ddb-archiver` command line: archive local event files into a directory or S3,
+//! and replay the archive as Lambda events.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -24,9 +25,86 @@ enum Command {
     /// Exit status: 0 when every record was archived, 2 when some were rejected (and
     /// kept under `_rejected/`), 1 on a fatal error.
     Archive(ArchiveArgs),
+    /// Replay archived changes, in stream order and without duplicates, as Lambda events
+    /// `{"Records":[...]}`: one per line, or invoking a Lambda function.
+    ///
+    /// Exit status: 0 when every selected change was replayed, 1 otherwise.
+    Replay(ReplayArgs),
     /// Athena / Glue table definitions for the archive of one DynamoDB table.
     #[command(subcommand)]
     Schema(SchemaCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The archive: a local directory or `s3://bucket/prefix`.
+    #[arg(long, value_name = "DIR|s3://bucket/prefix")]
+    source: String,
+
+    /// The table to replay.
+    #[arg(long, value_name = "NAME")]
+    table: String,
+
+    /// Earliest `approximate_creation_time` replayed (inclusive), RFC 3339.
+    #[arg(long, value_name = "RFC3339")]
+    from: Option<chrono::DateTime<chrono::FixedOffset>>,
+
+    /// End of the range (exclusive), RFC 3339.
+    #[arg(long, value_name = "RFC3339")]
+    to: Option<chrono::DateTime<chrono::FixedOffset>>,
+
+    /// Replay one item only: its key attributes as DynamoDB JSON, e.g.
+    /// `{"pk":{"S":"INV#1001"}}`.
+    #[arg(long, value_name = "DYNAMODB_JSON")]
+    key: Option<String>,
+
+    /// Replay only these event names.
+    #[arg(long, value_name = "INSERT,MODIFY,REMOVE", value_delimiter = ',', value_parser = parse_event_name)]
+    event: Vec<ddb_archiver::decode::EventName>,
+
+    /// Most records per event (at most 10000); events also stay under 6 MB.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    batch_size: usize,
+
+    /// Where events go, one per line: a file, or `-` for standard output.
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        default_value = "-",
+        conflicts_with = "invoke_function"
+    )]
+    out: String,
+
+    /// Invoke this Lambda function with each event instead of writing it.
+    #[arg(long, value_name = "NAME")]
+    invoke_function: Option<String>,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+
+    /// Replay only the changes after this event (the summary's last event).
+    #[arg(long, value_name = "EVENT_ID")]
+    resume_after: Option<String>,
+
+    /// Resume after the event ID in this file, if it exists, and keep it updated with
+    /// the last delivered event.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<std::path::PathBuf>,
+
+    /// Report corrupt files and go on instead of stopping.
+    #[arg(long)]
+    skip_corrupt: bool,
+
+    /// Bytes of one day's changes held in memory before sorted runs spill to
+    /// temporary files.
+    #[arg(long, value_name = "BYTES", default_value_t = ddb_archiver::replay::DEFAULT_MEMORY_BUDGET)]
+    memory_budget: usize,
+}
+
+fn parse_event_name(s: &str) -> Result<ddb_archiver::decode::EventName, String> {
+    ddb_archiver::decode::EventName::parse(s)
+        .ok_or_else(|| format!("{s:?} is not INSERT, MODIFY or REMOVE"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +198,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command {
         Command::Archive(args) => runtime.block_on(archive(args)),
+        Command::Replay(args) => runtime.block_on(replay(args)),
         Command::Schema(cmd) => schema(cmd),
     }
 }
@@ -186,4 +265,72 @@ async fn archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use ddb_archiver::replay::{self, filter::Filter, invoke, Output, ReplayOptions};
+    use std::io::IsTerminal as _;
+    let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&chrono::Utc);
+    let opts = ReplayOptions {
+        table: args.table,
+        filter: Filter::new(
+            args.from.map(utc),
+            args.to.map(utc),
+            args.key.as_deref(),
+            &args.event,
+        )?,
+        batch_size: args.batch_size,
+        resume_after: args.resume_after,
+        checkpoint: args.checkpoint,
+        skip_corrupt: args.skip_corrupt,
+        memory_budget: args.memory_budget,
+    };
+    let source = replay::source::open(&args.source).await?;
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed} {human_pos} records read ({per_sec}), {msg}",
+            )?,
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let to_stdout = args.invoke_function.is_none() && args.out == "-";
+    let mut file_out;
+    let mut stdout_out;
+    let mut output = match &args.invoke_function {
+        Some(name) => Output::Lambda(invoke::Invoker::new(invoke::lambda_client().await, name)),
+        None if to_stdout => {
+            stdout_out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+            Output::Lines(&mut stdout_out)
+        }
+        None => {
+            let f = std::fs::File::create(&args.out)
+                .with_context(|| format!("creating {}", args.out))?;
+            file_out = std::io::BufWriter::new(f);
+            Output::Lines(&mut file_out)
+        }
+    };
+    let result = replay::replay(source.as_ref(), &opts, &mut output, &progress).await;
+    let (summary, error) = match result {
+        Ok(s) => (s, None),
+        Err(failure) => (failure.summary, Some(failure.error)),
+    };
+    // With the events on standard output, the summary goes to standard error.
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&summary)?)
+    } else {
+        summary.render_text()
+    };
+    if to_stdout {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    match error {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e) => Err(e.into()),
+    }
 }

@@ -1,0 +1,320 @@
+//! Order: the changes of one day in stream order — `approximate_creation_time`, then
+//! sequence number compared numerically, then `event_id` — with duplicates dropped.
+//!
+//! Days are disjoint in time, so replay sorts one day at a time. A day's changes are
+//! held in memory up to a byte budget; past it each sorted run is spilled to an
+//! anonymous temporary file and the runs are merged, so memory stays bounded whatever
+//! the day holds. Two copies of one event (a retried or bisected batch archived twice)
+//! carry the same time and sequence number, so they meet after sorting and the later
+//! one is dropped by its `event_id`.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+
+/// A temporary run file could not be written or read back.
+#[derive(Debug, thiserror::Error)]
+#[error("temporary sort file: {0}")]
+pub struct OrderError(#[from] pub std::io::Error);
+
+/// One change to replay: its ordering fields and its record text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `approximate_creation_time`, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// Sequence number, decimal digits.
+    pub sequence_number: String,
+    /// `event_id`.
+    pub event_id: String,
+    /// The record text exactly as archived.
+    pub record: String,
+}
+
+impl Change {
+    /// Approximate bytes held in memory.
+    pub fn approx_bytes(&self) -> usize {
+        self.sequence_number.len() + self.event_id.len() + self.record.len() + 80
+    }
+}
+
+/// Compares decimal sequence numbers numerically (they can have ~56 digits): fewer
+/// significant digits first, then digit by digit.
+pub fn cmp_sequence(a: &str, b: &str) -> Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Stream order: time, then sequence number (numerically), then event ID.
+pub fn cmp_stream_order(a: &Change, b: &Change) -> Ordering {
+    a.time_ms
+        .cmp(&b.time_ms)
+        .then_with(|| cmp_sequence(&a.sequence_number, &b.sequence_number))
+        .then_with(|| a.event_id.cmp(&b.event_id))
+}
+
+/// Sorts one day's changes within a memory budget.
+#[derive(Debug)]
+pub struct DaySorter {
+    budget: usize,
+    held: Vec<Change>,
+    held_bytes: usize,
+    runs: Vec<File>,
+    duplicates: usize,
+}
+
+impl DaySorter {
+    /// A sorter holding at most about `budget` bytes of changes in memory.
+    pub fn new(budget: usize) -> Self {
+        DaySorter {
+            budget,
+            held: Vec::new(),
+            held_bytes: 0,
+            runs: Vec::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// Adds a change, spilling a sorted run to disk when the budget is passed.
+    pub fn push(&mut self, change: Change) -> Result<(), OrderError> {
+        self.held_bytes += change.approx_bytes();
+        self.held.push(change);
+        if self.held_bytes > self.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Runs spilled to disk so far.
+    pub fn spilled_runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    fn sort_held(&mut self) -> Vec<Change> {
+        let mut held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        held.sort_unstable_by(cmp_stream_order);
+        let before = held.len();
+        held.dedup_by(|later, earlier| later.event_id == earlier.event_id);
+        self.duplicates += before - held.len();
+        held
+    }
+
+    fn spill(&mut self) -> Result<(), OrderError> {
+        let held = self.sort_held();
+        let mut out = BufWriter::new(tempfile::tempfile()?);
+        for c in &held {
+            write_change(&mut out, c)?;
+        }
+        let mut file = out.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        self.runs.push(file);
+        tracing::debug!(
+            records = held.len(),
+            runs = self.runs.len(),
+            "sorted run spilled"
+        );
+        Ok(())
+    }
+
+    /// The day's changes in stream order, without duplicates.
+    pub fn into_sorted(mut self) -> Result<Sorted, OrderError> {
+        let source = if self.runs.is_empty() {
+            Source::Memory(self.sort_held().into_iter())
+        } else {
+            if !self.held.is_empty() {
+                self.spill()?;
+            }
+            let mut readers: Vec<BufReader<File>> =
+                self.runs.drain(..).map(BufReader::new).collect();
+            let heads = readers
+                .iter_mut()
+                .map(read_change)
+                .collect::<Result<Vec<_>, _>>()?;
+            Source::Merge { readers, heads }
+        };
+        Ok(Sorted {
+            source,
+            last_event_id: None,
+            duplicates: self.duplicates,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Source {
+    Memory(std::vec::IntoIter<Change>),
+    Merge {
+        readers: Vec<BufReader<File>>,
+        heads: Vec<Option<Change>>,
+    },
+}
+
+/// A day's changes in stream order, duplicates dropped.
+#[derive(Debug)]
+pub struct Sorted {
+    source: Source,
+    last_event_id: Option<String>,
+    duplicates: usize,
+}
+
+impl Sorted {
+    /// Duplicates dropped so far.
+    pub fn duplicates(&self) -> usize {
+        self.duplicates
+    }
+
+    fn next_any(&mut self) -> Result<Option<Change>, OrderError> {
+        match &mut self.source {
+            Source::Memory(it) => Ok(it.next()),
+            Source::Merge { readers, heads } => {
+                let mut best: Option<usize> = None;
+                for (i, head) in heads.iter().enumerate() {
+                    if let Some(h) = head {
+                        let better = match best.and_then(|b| heads[b].as_ref()) {
+                            Some(current) => cmp_stream_order(h, current) == Ordering::Less,
+                            None => true,
+                        };
+                        if better {
+                            best = Some(i);
+                        }
+                    }
+                }
+                let Some(i) = best else { return Ok(None) };
+                let next = read_change(&mut readers[i])?;
+                Ok(std::mem::replace(&mut heads[i], next))
+            }
+        }
+    }
+}
+
+impl Iterator for Sorted {
+    type Item = Result<Change, OrderError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_any() {
+                Err(e) => return Some(Err(e)),
+                Ok(None) => return None,
+                Ok(Some(c)) => {
+                    if self.last_event_id.as_deref() == Some(c.event_id.as_str()) {
+                        self.duplicates += 1;
+                        continue;
+                    }
+                    self.last_event_id = Some(c.event_id.clone());
+                    return Some(Ok(c));
+                }
+            }
+        }
+    }
+}
+
+fn write_text(out: &mut impl Write, s: &str) -> std::io::Result<()> {
+    out.write_all(&(s.len() as u64).to_le_bytes())?;
+    out.write_all(s.as_bytes())
+}
+
+fn write_change(out: &mut impl Write, c: &Change) -> std::io::Result<()> {
+    out.write_all(&c.time_ms.to_le_bytes())?;
+    write_text(out, &c.sequence_number)?;
+    write_text(out, &c.event_id)?;
+    write_text(out, &c.record)
+}
+
+fn read_u64(input: &mut impl Read) -> std::io::Result<Option<[u8; 8]>> {
+    let mut buf = [0u8; 8];
+    match input.read_exact(&mut buf) {
+        Ok(()) => Ok(Some(buf)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_text(input: &mut impl Read) -> std::io::Result<String> {
+    let len = read_u64(input)?.map(u64::from_le_bytes).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated run file")
+    })?;
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    input.read_exact(&mut buf)?;
+    String::from_utf8(buf)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+}
+
+fn read_change(input: &mut BufReader<File>) -> Result<Option<Change>, OrderError> {
+    let Some(time) = read_u64(input)? else {
+        return Ok(None);
+    };
+    Ok(Some(Change {
+        time_ms: i64::from_le_bytes(time),
+        sequence_number: read_text(input)?,
+        event_id: read_text(input)?,
+        record: read_text(input)?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(time_ms: i64, seq: &str, id: &str) -> Change {
+        Change {
+            time_ms,
+            sequence_number: seq.into(),
+            event_id: id.into(),
+            record: format!("{{\"id\":\"{id}\"}}"),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_compare_numerically() {
+        assert_eq!(cmp_sequence("9", "10"), Ordering::Less);
+        assert_eq!(cmp_sequence("010", "9"), Ordering::Greater);
+        let long_a = "4".repeat(56);
+        let long_b = format!("{}5", "4".repeat(55));
+        assert_eq!(cmp_sequence(&long_a, &long_b), Ordering::Less);
+        assert_eq!(cmp_sequence("7", "7"), Ordering::Equal);
+    }
+
+    fn sorted(budget: usize, input: &[Change]) -> (Vec<String>, usize, usize) {
+        let mut s = DaySorter::new(budget);
+        for x in input {
+            s.push(x.clone()).unwrap();
+        }
+        let runs = s.spilled_runs();
+        let mut out = s.into_sorted().unwrap();
+        let ids = out
+            .by_ref()
+            .map(|r| r.unwrap().event_id)
+            .collect::<Vec<_>>();
+        (ids, out.duplicates(), runs)
+    }
+
+    #[test]
+    fn in_memory_and_spilled_agree() {
+        let mut input = Vec::new();
+        for i in 0..500i64 {
+            // Times repeat, sequence numbers grow past a digit boundary, some events twice.
+            input.push(c(i / 7, &(1000 - i).to_string(), &format!("e{i}")));
+            if i % 11 == 0 {
+                input.push(c(i / 7, &(1000 - i).to_string(), &format!("e{i}")));
+            }
+        }
+        input.reverse();
+        let (mem, mem_dups, mem_runs) = sorted(usize::MAX, &input);
+        let (disk, disk_dups, disk_runs) = sorted(2_000, &input);
+        assert_eq!(mem_runs, 0);
+        assert!(disk_runs > 5, "{disk_runs}");
+        assert_eq!(mem, disk);
+        assert_eq!(mem.len(), 500);
+        assert_eq!(mem_dups, input.len() - 500);
+        assert_eq!(disk_dups, mem_dups);
+        let mut want = input.clone();
+        want.sort_by(|a, b| {
+            (a.time_ms, a.sequence_number.parse::<u64>().unwrap())
+                .cmp(&(b.time_ms, b.sequence_number.parse::<u64>().unwrap()))
+        });
+        want.dedup_by(|a, b| a.event_id == b.event_id);
+        let want: Vec<String> = want.into_iter().map(|x| x.event_id).collect();
+        assert_eq!(mem, want);
+    }
+}

@@ -1,0 +1,238 @@
+//! Source: where replay reads the archive back from. [`ArchiveSource`] is the small
+//! trait at this I/O edge (list the keys under a prefix, get one object's bytes);
+//! [`LocalDirSource`] reads a directory and [`S3Source`] a bucket and prefix.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use crate::settings::Destination;
+
+/// A listing or read of the archive that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {location}: {message}")]
+pub struct SourceError {
+    /// What was being read (path or `s3://` URL).
+    pub location: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Reads archive objects back.
+#[async_trait]
+pub trait ArchiveSource: Send + Sync {
+    /// Every key under `prefix` (relative to the source's root), at any depth, sorted.
+    /// A prefix with nothing under it gives an empty list.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError>;
+
+    /// The bytes of the object under `key`.
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError>;
+
+    /// The full location of a key, for reports (a path or an `s3://` URL).
+    fn location(&self, key: &str) -> String;
+}
+
+/// Opens `DIR` or `s3://bucket/prefix`.
+pub async fn open(source: &str) -> Result<Box<dyn ArchiveSource>, SourceError> {
+    let dest = Destination::parse(source).map_err(|e| SourceError {
+        location: source.to_string(),
+        message: e.reason,
+    })?;
+    Ok(match dest {
+        Destination::Local(root) => Box::new(LocalDirSource::new(root)),
+        Destination::S3 { bucket, prefix } => {
+            Box::new(S3Source::new(s3_client().await, bucket, prefix))
+        }
+    })
+}
+
+/// Reads objects as files under a root directory. Hidden files (the sink's `.tmp-`
+/// files) are not listed.
+#[derive(Debug, Clone)]
+pub struct LocalDirSource {
+    root: PathBuf,
+}
+
+impl LocalDirSource {
+    /// A source reading under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalDirSource { root: root.into() }
+    }
+
+    fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), SourceError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let key = format!("{rel}{name}");
+            let kind = entry.file_type().map_err(|e| io_error(&entry.path(), e))?;
+            if kind.is_dir() {
+                self.walk(&entry.path(), &format!("{key}/"), out)?;
+            } else {
+                out.push(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> SourceError {
+    SourceError {
+        location: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl ArchiveSource for LocalDirSource {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        // Prefixes used by replay end at a folder boundary; list that folder.
+        let (dir, rel) = match prefix.rfind('/') {
+            Some(i) => (self.root.join(&prefix[..i]), prefix[..=i].to_string()),
+            None => (self.root.clone(), String::new()),
+        };
+        let mut out = Vec::new();
+        self.walk(&dir, &rel, &mut out)?;
+        out.retain(|k| k.starts_with(prefix));
+        out.sort();
+        Ok(out)
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
+        let path = self.root.join(key);
+        std::fs::read(&path).map_err(|e| io_error(&path, e))
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+}
+
+/// An S3 client from the default credential and region chain. `AWS_ENDPOINT_URL_S3` or
+/// `AWS_ENDPOINT_URL` points it at another S3 server (such as a local one), addressed
+/// path-style.
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut config = aws_sdk_s3::config::Builder::from(&shared);
+    if let Some(endpoint) = endpoint_override("AWS_ENDPOINT_URL_S3") {
+        config = config.endpoint_url(endpoint).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// The endpoint in the service-specific variable, else in `AWS_ENDPOINT_URL`.
+pub fn endpoint_override(service_variable: &str) -> Option<String> {
+    [service_variable, "AWS_ENDPOINT_URL"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.is_empty())
+}
+
+/// Reads objects under a bucket and key prefix.
+#[derive(Debug, Clone)]
+pub struct S3Source {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Source {
+    /// A source reading `s3://bucket/prefix` (prefix empty or ending in `/`).
+    pub fn new(client: aws_sdk_s3::Client, bucket: String, prefix: String) -> Self {
+        S3Source {
+            client,
+            bucket,
+            prefix,
+        }
+    }
+
+    fn error(&self, key: &str, e: impl std::error::Error) -> SourceError {
+        SourceError {
+            location: self.location(key),
+            message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl ArchiveSource for S3Source {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        let full = format!("{}{prefix}", self.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(prefix, e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) {
+                    out.push(key.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .send()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    fn location(&self, key: &str) -> String {
+        format!("s3://{}/{}{key}", self.bucket, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = dir.path().join("t_1/year=2026/month=01/day=02");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::write(day.join("b.parquet"), b"x").unwrap();
+        std::fs::write(day.join("a.json.gz"), b"y").unwrap();
+        std::fs::write(day.join(".tmp-1"), b"z").unwrap();
+        let src = LocalDirSource::new(dir.path());
+        assert_eq!(
+            src.list("t_1/year=2026/").await.unwrap(),
+            vec![
+                "t_1/year=2026/month=01/day=02/a.json.gz",
+                "t_1/year=2026/month=01/day=02/b.parquet"
+            ]
+        );
+        assert!(src.list("t_1/year=2025/").await.unwrap().is_empty());
+        assert_eq!(
+            src.get("t_1/year=2026/month=01/day=02/a.json.gz")
+                .await
+                .unwrap(),
+            b"y"
+        );
+    }
+}
