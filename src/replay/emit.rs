@@ -11,6 +11,50 @@ pub const MAX_BATCH_RECORDS: usize = 10_000;
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 const HEAD: &[u8] = b"{\"Records\":[";
+
+/// The stream record to replay for an archived `record` text. DynamoDB Streams records
+/// (they carry `dynamodb.SequenceNumber`) are returned unchanged. A change that came
+/// through Kinesis is archived as its DynamoDB change payload, whose sequence number is
+/// the Kinesis one: it is wrapped back into a Lambda Kinesis record, its payload base64
+/// encoded byte for byte in `kinesis.data`, with `kinesis.sequenceNumber` and an
+/// `approximateArrivalTimestamp` of the change's time.
+pub fn stream_record(record: String, sequence_number: &str, time_ms: i64, keys: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        dynamodb: Option<Inner>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        #[serde(rename = "SequenceNumber")]
+        sequence_number: Option<serde::de::IgnoredAny>,
+    }
+    let from_kinesis = matches!(
+        serde_json::from_str::<Shape>(&record),
+        Ok(Shape {
+            dynamodb: Some(Inner {
+                sequence_number: None
+            })
+        })
+    );
+    if !from_kinesis {
+        return record;
+    }
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(record.as_bytes());
+    let partition_key: String = sha2::Sha256::digest(keys.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let seq = serde_json::Value::String(sequence_number.to_string());
+    format!(
+        "{{\"kinesis\":{{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"{partition_key}\",\"sequenceNumber\":{seq},\"data\":\"{data}\",\"approximateArrivalTimestamp\":{}.{:03}}},\"eventSource\":\"aws:kinesis\",\"eventVersion\":\"1.0\",\"eventID\":\"replay:{}\",\"eventName\":\"aws:kinesis:record\"}}",
+        time_ms.div_euclid(1000),
+        time_ms.rem_euclid(1000),
+        sequence_number.chars().filter(char::is_ascii_digit).collect::<String>(),
+    )
+}
 const TAIL: &[u8] = b"]}";
 
 /// The bytes of one event holding `records`, without a trailing newline.
@@ -86,6 +130,37 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinesis_changes_are_wrapped_back_into_kinesis_records() {
+        use crate::decode::{decode_input, DecodeOptions, Decoded};
+        let payload = r#"{"awsRegion":"eu-west-1","eventID":"k1","eventName":"INSERT","tableName":"kin_table","dynamodb":{"ApproximateCreationDateTime":1767225600123,"Keys":{"pk":{"S":"a"}},"NewImage":{"pk":{"S":"a"},"n":{"N":"1E+125"}}},"eventSource":"aws:dynamodb"}"#;
+        let seq = "49657828409187701520019995242508390119953358325192589314";
+        let wrapped = stream_record(
+            payload.to_string(),
+            seq,
+            1_767_225_600_123,
+            r#"{"pk":{"S":"a"}}"#,
+        );
+        let event = format!("{{\"Records\":[{wrapped}]}}");
+        let decoded =
+            decode_input(event.as_bytes(), "replayed", &DecodeOptions::default()).unwrap();
+        let Decoded::Change(c) = &decoded[0] else {
+            panic!("{decoded:?}")
+        };
+        assert_eq!(c.record, payload, "the payload comes back byte for byte");
+        assert_eq!(c.sequence_number, seq);
+        assert_eq!(c.event_id, "k1");
+        assert_eq!(c.approximate_creation_time_ms, 1_767_225_600_123);
+        assert_eq!(c.source, crate::decode::SourceKind::Kinesis);
+
+        let ddb = r#"{"eventID":"d1","dynamodb":{"SequenceNumber":"5","Keys":{}}}"#;
+        assert_eq!(
+            stream_record(ddb.to_string(), "5", 0, "{}"),
+            ddb,
+            "unchanged"
+        );
+    }
 
     fn c(id: usize, len: usize) -> Change {
         let pad = "x".repeat(len - 8 - id.to_string().len());

@@ -315,11 +315,17 @@ impl Run<'_, '_> {
             for row in rows {
                 if self.opts.filter.matches(&row) {
                     self.summary.records_selected += 1;
+                    let record = emit::stream_record(
+                        row.record,
+                        &row.sequence_number,
+                        row.time_ms,
+                        &row.keys,
+                    );
                     sorter.push(Change {
                         time_ms: row.time_ms,
                         sequence_number: row.sequence_number,
                         event_id: row.event_id,
-                        record: row.record,
+                        record,
                     })?;
                 }
             }
