@@ -601,27 +601,34 @@ pub fn table_from_arn(arn: Option<&str>) -> Option<&str> {
 pub fn minify_json(raw: &str) -> String {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else {
-            match b {
-                b' ' | b'\t' | b'\n' | b'\r' => {}
-                b'"' => {
-                    in_string = true;
-                    out.push(b);
+    let mut i = 0;
+    while i < bytes.len() {
+        // Outside strings: copy up to the next string, skipping whitespace.
+        let b = bytes[i];
+        i += 1;
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            b'"' => {
+                // Inside a string: copy whole runs up to the closing quote, stepping over
+                // escapes (`\"` does not close it).
+                let start = i - 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', bytes.get(i..).unwrap_or_default()) {
+                        Some(at) if bytes[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at + 1;
+                            break;
+                        }
+                        None => {
+                            i = bytes.len();
+                            break;
+                        }
+                    }
                 }
-                _ => out.push(b),
+                let end = i.min(bytes.len());
+                out.extend_from_slice(&bytes[start..end]);
             }
+            _ => out.push(b),
         }
     }
     // Only ASCII whitespace outside strings was removed, so the bytes stay UTF-8.
@@ -644,6 +651,22 @@ mod tests {
             minify_json("{ \"a b\" : [ 1E+125 , \"x \\\" y\" ] }"),
             "{\"a b\":[1E+125,\"x \\\" y\"]}"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn minify_matches_compact_serialisation(
+            keys in proptest::collection::vec("[ a\"\\\\\t\n\u{e9}\u{65e5}]{0,12}", 0..6),
+            nums in proptest::collection::vec(-1_000_000i64..1_000_000, 0..6),
+        ) {
+            let mut map = serde_json::Map::new();
+            for (i, k) in keys.iter().enumerate() {
+                map.insert(k.clone(), serde_json::json!([k, {"n": nums.get(i)}, null, true]));
+            }
+            let value = serde_json::Value::Object(map);
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            proptest::prop_assert_eq!(minify_json(&pretty), serde_json::to_string(&value).unwrap());
+        }
     }
 
     #[test]
