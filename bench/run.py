@@ -9,7 +9,8 @@ variant) and each format (parquet, jsonl.gz) it reports records/s and MB/s of in
 core (divided by the CPU time, user + system, of the process and all its threads), wall
 time per batch, peak RSS; then cold start (wall time of a whole process archiving a
 1-record event: start, load, decode, encode, write, exit), binary size, and jsonl.gz
-against `gzip -6` of the same input bytes (CPU time and output size).
+against `gzip -6` of the same input bytes (CPU time and output size). Needs GNU time
+(`/usr/bin/time`, Debian package `time`) for the peak RSS.
 
 Every run must archive every record, and both programs must write the same object names
 (same partitions, same first/last sequence numbers, same digests): otherwise it fails.
@@ -31,21 +32,27 @@ ROOT = os.path.dirname(HERE)
 FORMATS = ["parquet", "jsonl.gz"]
 
 
+TIME = "/usr/bin/time"  # GNU time (Debian package `time`), for the peak RSS
+
+
 def run_process(cmd, stdout=subprocess.PIPE):
-    """Runs cmd; returns (exit status, stdout bytes, wall s, cpu s, peak RSS bytes)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
-    out = b""
-    err = b""
-    if stdout == subprocess.PIPE:
-        out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} exited with {proc.returncode}:\n{err.decode(errors='replace')}")
-    return out, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+    """Runs cmd; returns (stdout bytes, wall s, cpu s, peak RSS bytes).
+
+    The CPU time (user + system, all threads) comes from wait4. The peak RSS comes from
+    GNU time, which forks while small: a child forked from this Python process would
+    report the parent's pages as its own peak."""
+    with tempfile.NamedTemporaryFile("r") as rss_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen([TIME, "-f", "%M", "-o", rss_file.name] + cmd, stdout=stdout, stderr=subprocess.PIPE)
+        out = proc.stdout.read() if stdout == subprocess.PIPE else b""
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            sys.exit(f"{' '.join(cmd)} exited with {code}:\n{err.decode(errors='replace')}")
+        rss_kib = int(rss_file.read().split()[-1])
+    return out, wall, usage.ru_utime + usage.ru_stime, rss_kib * 1024
 
 
 def files_under(root):
@@ -103,7 +110,8 @@ def gen(kind, out, max_bytes=None, records=None):
         cmd += ["--bytes", str(max_bytes)]
     subprocess.run(cmd, check=True)
     with open(out, "rb") as f:
-        return len(f.read()), len(json.load(open(out))["Records"])
+        body = f.read()
+    return len(body), len(json.loads(body)["Records"])
 
 
 def med(values):

@@ -6,5 +6,6 @@ set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
 ensure_venv
+ensure_gnu_time
 cargo build --release --bin ddb-archiver
 python bench/run.py "$@"

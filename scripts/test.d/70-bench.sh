@@ -6,6 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 ensure_venv
+ensure_gnu_time
 cargo build --bin ddb-archiver
 log "bench/run.py --smoke"
 python bench/run.py --smoke --bin "$ROOT/target/debug/ddb-archiver"

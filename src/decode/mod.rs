@@ -210,6 +210,9 @@ pub fn decode_input(
         source_name: source_name.to_string(),
         offset: e.valid_up_to(),
     })?;
+    if let Some(out) = decode_events_one_pass(text, opts) {
+        return Ok(out);
+    }
     let mut docs = Vec::new();
     for doc in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
         let doc = doc.map_err(|e| DocumentError::Json {
@@ -242,6 +245,26 @@ pub fn decode_input(
         );
     }
     Ok(out)
+}
+
+/// The usual input, every document an object with a `Records` array, read in one pass:
+/// the same outcome as [`decode_input`]'s general path, which runs instead whenever this
+/// returns `None` (invalid JSON, a bare record, anything unexpected), so that errors are
+/// found and named exactly as there.
+fn decode_events_one_pass(text: &str, opts: &DecodeOptions) -> Option<Vec<Decoded>> {
+    let mut out = Vec::new();
+    let mut documents = 0;
+    for doc in serde_json::Deserializer::from_str(text).into_iter::<DocumentShape<'_>>() {
+        let records = doc.ok()?.records?;
+        documents += 1;
+        out.extend(
+            records
+                .into_iter()
+                .enumerate()
+                .map(|(i, raw)| decode_record(raw, i, opts)),
+        );
+    }
+    (documents > 0).then_some(out)
 }
 
 /// The message of a serde_json error without its position suffix.
@@ -396,7 +419,7 @@ fn decode_record_inner(
                 table,
                 sequence_number.to_string(),
                 time_ms,
-                minify_json(raw.get()),
+                raw.get(),
                 SourceKind::DynamoDbStream,
             )
         }
@@ -483,7 +506,7 @@ fn decode_kinesis(
         table,
         sequence_number.to_string(),
         time_ms,
-        minify_json(payload_raw.get()),
+        payload_raw.get(),
         SourceKind::Kinesis,
     )
 }
@@ -494,9 +517,12 @@ fn build_change(
     table: &str,
     sequence_number: String,
     approximate_creation_time_ms: i64,
-    record: String,
+    raw_record: &str,
     source: SourceKind,
 ) -> Result<ChangeRecord, RecordError> {
+    let record = minify_json(raw_record);
+    // No whitespace between tokens in the whole record: its images need no minifying.
+    let compact = record.len() == raw_record.len();
     let event_id = outer
         .event_id
         .as_deref()
@@ -517,14 +543,14 @@ fn build_change(
     })?;
     crate::route::validate_table_name(table).map_err(RecordError::NoTable)?;
     let keys = stream.keys.ok_or(RecordError::Missing("dynamodb.Keys"))?;
-    let keys = image_text("dynamodb.Keys", keys)?;
+    let keys = image_text("dynamodb.Keys", keys, compact)?;
     let new_image = stream
         .new_image
-        .map(|v| image_text("dynamodb.NewImage", v))
+        .map(|v| image_text("dynamodb.NewImage", v, compact))
         .transpose()?;
     let old_image = stream
         .old_image
-        .map(|v| image_text("dynamodb.OldImage", v))
+        .map(|v| image_text("dynamodb.OldImage", v, compact))
         .transpose()?;
     let size_bytes = stream
         .size_bytes
@@ -563,10 +589,15 @@ fn build_change(
     })
 }
 
-fn image_text(field: &'static str, raw: &RawValue) -> Result<String, RecordError> {
+/// The image's text, validated; `compact` says it has no whitespace between tokens.
+fn image_text(field: &'static str, raw: &RawValue, compact: bool) -> Result<String, RecordError> {
     dynamo_json::validate_item(raw.get())
         .map_err(|reason| RecordError::Invalid { field, reason })?;
-    Ok(minify_json(raw.get()))
+    Ok(if compact {
+        raw.get().to_string()
+    } else {
+        minify_json(raw.get())
+    })
 }
 
 fn check_sequence_number(field: &'static str, s: &str) -> Result<(), RecordError> {
@@ -693,6 +724,23 @@ mod tests {
         assert_eq!(c.approximate_creation_time_ms, 1_635_734_407_123);
         assert!(c.ttl_delete);
         assert_eq!(c.keys, r#"{"id":{"N":"1E+125"}}"#);
+    }
+
+    #[test]
+    fn compact_and_spaced_records_decode_alike() {
+        let spaced = r#"{"Records":[{ "eventID" : "e1", "eventName":"MODIFY","eventSourceARN":"arn:aws:dynamodb:r:1:table/tbl/stream/x",
+            "dynamodb":{"ApproximateCreationDateTime":1,"Keys":{ "id" : {"S":"a b"}},
+            "NewImage":{"id":{"S":"a b"}, "l":{"L":[ {"N":"1"} , {"S":" \" "} ]}},
+            "OldImage":{"id":{"S":"a b"}},"SequenceNumber":"42"}}]}"#;
+        let compact = r#"{"Records":[{"eventID":"e1","eventName":"MODIFY","eventSourceARN":"arn:aws:dynamodb:r:1:table/tbl/stream/x","dynamodb":{"ApproximateCreationDateTime":1,"Keys":{"id":{"S":"a b"}},"NewImage":{"id":{"S":"a b"},"l":{"L":[{"N":"1"},{"S":" \" "}]}},"OldImage":{"id":{"S":"a b"}},"SequenceNumber":"42"}}]}"#;
+        let (Decoded::Change(a), Decoded::Change(b)) = (one(spaced), one(compact)) else {
+            panic!("both decode")
+        };
+        assert_eq!(a, b);
+        assert_eq!(
+            a.new_image.as_deref(),
+            Some(r#"{"id":{"S":"a b"},"l":{"L":[{"N":"1"},{"S":" \" "}]}}"#)
+        );
     }
 
     #[test]
