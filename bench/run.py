@@ -2,7 +2,7 @@
 """Side-by-side benchmark: `ddb-archiver archive` against the Python peer (bench/peer.py),
 both run as whole processes, alternating, several times; prints medians and ratios.
 
-  bench/run.py [--runs 5] [--bin target/release/ddb-archiver] [--smoke]
+  bench/run.py [--runs 7] [--bin target/release/ddb-archiver] [--smoke]
 
 For each input (a maximum 6 MB Lambda batch of DynamoDB Streams changes, and the Kinesis
 variant) and each format (parquet, jsonl.gz) it reports records/s and MB/s of input per
@@ -134,7 +134,7 @@ def du(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "ddb-archiver"))
     ap.add_argument("--python", default=sys.executable, help="Python with pyarrow and boto3")
     ap.add_argument("--smoke", action="store_true", help="tiny batch, one run: a check, not a timing")
