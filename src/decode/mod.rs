@@ -308,8 +308,11 @@ struct UserIdentity<'a> {
     principal_id: Option<Cow<'a, str>>,
 }
 
+/// A change record's fields; `D` is how its `dynamodb` part is read (kept raw, or
+/// read in the same pass as [`StreamRecordShape`]).
 #[derive(Deserialize)]
-struct RecordShape<'a> {
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+struct RecordShape<'a, D = &'a RawValue> {
     #[serde(rename = "eventID", borrow, default)]
     event_id: Option<Cow<'a, str>>,
     #[serde(rename = "eventName", borrow, default)]
@@ -320,8 +323,8 @@ struct RecordShape<'a> {
     table_name: Option<Cow<'a, str>>,
     #[serde(rename = "userIdentity", borrow, default)]
     user_identity: Option<UserIdentity<'a>>,
-    #[serde(borrow, default)]
-    dynamodb: Option<&'a RawValue>,
+    #[serde(default)]
+    dynamodb: Option<D>,
     #[serde(borrow, default)]
     kinesis: Option<KinesisShape<'a>>,
 }
@@ -382,6 +385,9 @@ fn decode_record_inner(
     opts: &DecodeOptions,
     ident: &mut Identity,
 ) -> Result<ChangeRecord, RecordError> {
+    if let Some(change) = decode_stream_one_pass(raw, opts, ident) {
+        return change;
+    }
     let outer: RecordShape<'_> =
         serde_json::from_str(raw.get()).map_err(|e| RecordError::Shape(json_error_message(&e)))?;
     match outer.kinesis {
@@ -394,36 +400,64 @@ fn decode_record_inner(
                     field: "dynamodb",
                     reason: json_error_message(&e),
                 })?;
-            ident.sequence_number = stream.sequence_number.as_deref().map(str::to_string);
-            let sequence_number = stream
-                .sequence_number
-                .as_deref()
-                .ok_or(RecordError::Missing("dynamodb.SequenceNumber"))?;
-            check_sequence_number("dynamodb.SequenceNumber", sequence_number)?;
-            let table = table_from_arn(outer.event_source_arn.as_deref())
-                .or(outer.table_name.as_deref())
-                .or(opts.table.as_deref())
-                .ok_or_else(|| no_table(outer.event_source_arn.as_deref()))?;
-            let time = stream
-                .approximate_creation_date_time
-                .ok_or(RecordError::Missing("dynamodb.ApproximateCreationDateTime"))?;
-            let time_ms = parse_epoch(time.get(), TimeUnit::SecondsOrMillis).map_err(|reason| {
-                RecordError::Invalid {
-                    field: "dynamodb.ApproximateCreationDateTime",
-                    reason,
-                }
-            })?;
-            build_change(
-                &outer,
-                &stream,
-                table,
-                sequence_number.to_string(),
-                time_ms,
-                raw.get(),
-                SourceKind::DynamoDbStream,
-            )
+            decode_stream(&outer, &stream, raw, opts, ident)
         }
     }
+}
+
+/// The usual DynamoDB Streams record, read in one pass. `None` when it is anything else
+/// (a Kinesis record, no `dynamodb` part, a field of the wrong type): the general path
+/// then reads it and names what is wrong.
+fn decode_stream_one_pass(
+    raw: &RawValue,
+    opts: &DecodeOptions,
+    ident: &mut Identity,
+) -> Option<Result<ChangeRecord, RecordError>> {
+    let outer: RecordShape<'_, StreamRecordShape<'_>> = serde_json::from_str(raw.get()).ok()?;
+    if outer.kinesis.is_some() {
+        return None;
+    }
+    let stream = outer.dynamodb.as_ref()?;
+    ident.event_id = outer.event_id.as_deref().map(str::to_string);
+    Some(decode_stream(&outer, stream, raw, opts, ident))
+}
+
+/// A DynamoDB Streams record from its parts.
+fn decode_stream<D>(
+    outer: &RecordShape<'_, D>,
+    stream: &StreamRecordShape<'_>,
+    raw: &RawValue,
+    opts: &DecodeOptions,
+    ident: &mut Identity,
+) -> Result<ChangeRecord, RecordError> {
+    ident.sequence_number = stream.sequence_number.as_deref().map(str::to_string);
+    let sequence_number = stream
+        .sequence_number
+        .as_deref()
+        .ok_or(RecordError::Missing("dynamodb.SequenceNumber"))?;
+    check_sequence_number("dynamodb.SequenceNumber", sequence_number)?;
+    let table = table_from_arn(outer.event_source_arn.as_deref())
+        .or(outer.table_name.as_deref())
+        .or(opts.table.as_deref())
+        .ok_or_else(|| no_table(outer.event_source_arn.as_deref()))?;
+    let time = stream
+        .approximate_creation_date_time
+        .ok_or(RecordError::Missing("dynamodb.ApproximateCreationDateTime"))?;
+    let time_ms = parse_epoch(time.get(), TimeUnit::SecondsOrMillis).map_err(|reason| {
+        RecordError::Invalid {
+            field: "dynamodb.ApproximateCreationDateTime",
+            reason,
+        }
+    })?;
+    build_change(
+        outer,
+        stream,
+        table,
+        sequence_number.to_string(),
+        time_ms,
+        raw.get(),
+        SourceKind::DynamoDbStream,
+    )
 }
 
 fn decode_kinesis(
@@ -511,8 +545,8 @@ fn decode_kinesis(
     )
 }
 
-fn build_change(
-    outer: &RecordShape<'_>,
+fn build_change<D>(
+    outer: &RecordShape<'_, D>,
     stream: &StreamRecordShape<'_>,
     table: &str,
     sequence_number: String,
@@ -740,6 +774,26 @@ mod tests {
         assert_eq!(
             a.new_image.as_deref(),
             Some(r#"{"id":{"S":"a b"},"l":{"L":[{"N":"1"},{"S":" \" "}]}}"#)
+        );
+    }
+
+    #[test]
+    fn malformed_dynamodb_part_is_named() {
+        let d = one(r#"{"Records":[{"eventID":"e9","eventName":"INSERT","dynamodb":"x"}]}"#);
+        let Decoded::Rejected(r) = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(r.event_id.as_deref(), Some("e9"));
+        assert!(
+            matches!(
+                r.error,
+                RecordError::Invalid {
+                    field: "dynamodb",
+                    ..
+                }
+            ),
+            "{:?}",
+            r.error
         );
     }
 
