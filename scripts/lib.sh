@@ -31,6 +31,14 @@ ensure_s3s() {
   fi
 }
 
+# GNU time (/usr/bin/time, Debian package `time`): the benchmark reads peak RSS from it.
+ensure_gnu_time() {
+  if [ ! -x /usr/bin/time ]; then
+    log "installing GNU time"
+    if [ "$(id -u)" = 0 ]; then apt-get install -y time; else sudo apt-get install -y time; fi
+  fi
+}
+
 # A free TCP port on loopback.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

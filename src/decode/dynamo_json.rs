@@ -13,11 +13,13 @@ use serde::Deserializer as _;
 /// Checks that `text` is a DynamoDB JSON item. The error names the attribute path and
 /// what was wrong (for example `NewImage.a.b[2]: unknown attribute type "X"`).
 pub fn validate_item(text: &str) -> Result<(), String> {
+    // The common case, a valid item, is checked without tracking the path; only a
+    // failure is checked again with the path, to name where it is.
+    if run_validation(text, None).is_ok() {
+        return Ok(());
+    }
     let path = RefCell::new(Vec::new());
-    let mut de = serde_json::Deserializer::from_str(text);
-    let result = de
-        .deserialize_map(ItemVisitor { path: &path })
-        .and_then(|()| de.end());
+    let result = run_validation(text, Some(&path));
     result.map_err(|e| {
         let msg = e.to_string();
         let msg = match msg.rfind(" at line ") {
@@ -31,6 +33,12 @@ pub fn validate_item(text: &str) -> Result<(), String> {
             format!("{}: {msg}", join_path(&path))
         }
     })
+}
+
+fn run_validation(text: &str, path: Option<Path<'_>>) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(ItemVisitor { path })
+        .and_then(|()| de.end())
 }
 
 fn join_path(parts: &[String]) -> String {
@@ -84,10 +92,23 @@ pub fn is_number_text(text: &str) -> bool {
     i == b.len()
 }
 
+/// The attribute path being checked, tracked only when an error must be named.
 type Path<'p> = &'p RefCell<Vec<String>>;
 
+fn push(path: Option<Path<'_>>, part: impl FnOnce() -> String) {
+    if let Some(p) = path {
+        p.borrow_mut().push(part());
+    }
+}
+
+fn pop(path: Option<Path<'_>>) {
+    if let Some(p) = path {
+        p.borrow_mut().pop();
+    }
+}
+
 struct ItemVisitor<'p> {
-    path: Path<'p>,
+    path: Option<Path<'p>>,
 }
 
 impl<'de> Visitor<'de> for ItemVisitor<'_> {
@@ -99,9 +120,9 @@ impl<'de> Visitor<'de> for ItemVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            self.path.borrow_mut().push(name.into_owned());
+            push(self.path, || name.into_owned());
             map.next_value_seed(AttrSeed { path: self.path })?;
-            self.path.borrow_mut().pop();
+            pop(self.path);
         }
         Ok(())
     }
@@ -115,7 +136,7 @@ impl<'de> DeserializeSeed<'de> for ItemVisitor<'_> {
 }
 
 struct AttrSeed<'p> {
-    path: Path<'p>,
+    path: Option<Path<'p>>,
 }
 
 impl<'de> DeserializeSeed<'de> for AttrSeed<'_> {
@@ -202,7 +223,7 @@ impl<'de> Visitor<'de> for StrSeq {
 }
 
 struct ListSeed<'p> {
-    path: Path<'p>,
+    path: Option<Path<'p>>,
 }
 
 impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
@@ -222,9 +243,9 @@ impl<'de> Visitor<'de> for ListSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0usize;
         loop {
-            self.path.borrow_mut().push(format!("[{i}]"));
+            push(self.path, || format!("[{i}]"));
             let more = seq.next_element_seed(AttrSeed { path: self.path })?;
-            self.path.borrow_mut().pop();
+            pop(self.path);
             if more.is_none() {
                 return Ok(());
             }

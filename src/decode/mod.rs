@@ -211,6 +211,9 @@ pub fn decode_input(
         source_name: source_name.to_string(),
         offset: e.valid_up_to(),
     })?;
+    if let Some(out) = decode_events_one_pass(text, opts) {
+        return Ok(out);
+    }
     let mut docs = Vec::new();
     for doc in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
         let doc = doc.map_err(|e| DocumentError::Json {
@@ -243,6 +246,26 @@ pub fn decode_input(
         );
     }
     Ok(out)
+}
+
+/// The usual input, every document an object with a `Records` array, read in one pass:
+/// the same outcome as [`decode_input`]'s general path, which runs instead whenever this
+/// returns `None` (invalid JSON, a bare record, anything unexpected), so that errors are
+/// found and named exactly as there.
+fn decode_events_one_pass(text: &str, opts: &DecodeOptions) -> Option<Vec<Decoded>> {
+    let mut out = Vec::new();
+    let mut documents = 0;
+    for doc in serde_json::Deserializer::from_str(text).into_iter::<DocumentShape<'_>>() {
+        let records = doc.ok()?.records?;
+        documents += 1;
+        out.extend(
+            records
+                .into_iter()
+                .enumerate()
+                .map(|(i, raw)| decode_record(raw, i, opts)),
+        );
+    }
+    (documents > 0).then_some(out)
 }
 
 /// The message of a serde_json error without its position suffix.
@@ -286,8 +309,11 @@ struct UserIdentity<'a> {
     principal_id: Option<Cow<'a, str>>,
 }
 
+/// A change record's fields; `D` is how its `dynamodb` part is read (kept raw, or
+/// read in the same pass as [`StreamRecordShape`]).
 #[derive(Deserialize)]
-struct RecordShape<'a> {
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+struct RecordShape<'a, D = &'a RawValue> {
     #[serde(rename = "eventID", borrow, default)]
     event_id: Option<Cow<'a, str>>,
     #[serde(rename = "eventName", borrow, default)]
@@ -298,8 +324,8 @@ struct RecordShape<'a> {
     table_name: Option<Cow<'a, str>>,
     #[serde(rename = "userIdentity", borrow, default)]
     user_identity: Option<UserIdentity<'a>>,
-    #[serde(borrow, default)]
-    dynamodb: Option<&'a RawValue>,
+    #[serde(default)]
+    dynamodb: Option<D>,
     #[serde(borrow, default)]
     kinesis: Option<KinesisShape<'a>>,
 }
@@ -360,6 +386,9 @@ fn decode_record_inner(
     opts: &DecodeOptions,
     ident: &mut Identity,
 ) -> Result<ChangeRecord, RecordError> {
+    if let Some(change) = decode_stream_one_pass(raw, opts, ident) {
+        return change;
+    }
     let outer: RecordShape<'_> =
         serde_json::from_str(raw.get()).map_err(|e| RecordError::Shape(json_error_message(&e)))?;
     match outer.kinesis {
@@ -372,36 +401,64 @@ fn decode_record_inner(
                     field: "dynamodb",
                     reason: json_error_message(&e),
                 })?;
-            ident.sequence_number = stream.sequence_number.as_deref().map(str::to_string);
-            let sequence_number = stream
-                .sequence_number
-                .as_deref()
-                .ok_or(RecordError::Missing("dynamodb.SequenceNumber"))?;
-            check_sequence_number("dynamodb.SequenceNumber", sequence_number)?;
-            let table = table_from_arn(outer.event_source_arn.as_deref())
-                .or(outer.table_name.as_deref())
-                .or(opts.table.as_deref())
-                .ok_or_else(|| no_table(outer.event_source_arn.as_deref()))?;
-            let time = stream
-                .approximate_creation_date_time
-                .ok_or(RecordError::Missing("dynamodb.ApproximateCreationDateTime"))?;
-            let time_ms = parse_epoch(time.get(), TimeUnit::SecondsOrMillis).map_err(|reason| {
-                RecordError::Invalid {
-                    field: "dynamodb.ApproximateCreationDateTime",
-                    reason,
-                }
-            })?;
-            build_change(
-                &outer,
-                &stream,
-                table,
-                sequence_number.to_string(),
-                time_ms,
-                minify_json(raw.get()),
-                SourceKind::DynamoDbStream,
-            )
+            decode_stream(&outer, &stream, raw, opts, ident)
         }
     }
+}
+
+/// The usual DynamoDB Streams record, read in one pass. `None` when it is anything else
+/// (a Kinesis record, no `dynamodb` part, a field of the wrong type): the general path
+/// then reads it and names what is wrong.
+fn decode_stream_one_pass(
+    raw: &RawValue,
+    opts: &DecodeOptions,
+    ident: &mut Identity,
+) -> Option<Result<ChangeRecord, RecordError>> {
+    let outer: RecordShape<'_, StreamRecordShape<'_>> = serde_json::from_str(raw.get()).ok()?;
+    if outer.kinesis.is_some() {
+        return None;
+    }
+    let stream = outer.dynamodb.as_ref()?;
+    ident.event_id = outer.event_id.as_deref().map(str::to_string);
+    Some(decode_stream(&outer, stream, raw, opts, ident))
+}
+
+/// A DynamoDB Streams record from its parts.
+fn decode_stream<D>(
+    outer: &RecordShape<'_, D>,
+    stream: &StreamRecordShape<'_>,
+    raw: &RawValue,
+    opts: &DecodeOptions,
+    ident: &mut Identity,
+) -> Result<ChangeRecord, RecordError> {
+    ident.sequence_number = stream.sequence_number.as_deref().map(str::to_string);
+    let sequence_number = stream
+        .sequence_number
+        .as_deref()
+        .ok_or(RecordError::Missing("dynamodb.SequenceNumber"))?;
+    check_sequence_number("dynamodb.SequenceNumber", sequence_number)?;
+    let table = table_from_arn(outer.event_source_arn.as_deref())
+        .or(outer.table_name.as_deref())
+        .or(opts.table.as_deref())
+        .ok_or_else(|| no_table(outer.event_source_arn.as_deref()))?;
+    let time = stream
+        .approximate_creation_date_time
+        .ok_or(RecordError::Missing("dynamodb.ApproximateCreationDateTime"))?;
+    let time_ms = parse_epoch(time.get(), TimeUnit::SecondsOrMillis).map_err(|reason| {
+        RecordError::Invalid {
+            field: "dynamodb.ApproximateCreationDateTime",
+            reason,
+        }
+    })?;
+    build_change(
+        outer,
+        stream,
+        table,
+        sequence_number.to_string(),
+        time_ms,
+        raw.get(),
+        SourceKind::DynamoDbStream,
+    )
 }
 
 fn decode_kinesis(
@@ -484,20 +541,23 @@ fn decode_kinesis(
         table,
         sequence_number.to_string(),
         time_ms,
-        minify_json(payload_raw.get()),
+        payload_raw.get(),
         SourceKind::Kinesis,
     )
 }
 
-fn build_change(
-    outer: &RecordShape<'_>,
+fn build_change<D>(
+    outer: &RecordShape<'_, D>,
     stream: &StreamRecordShape<'_>,
     table: &str,
     sequence_number: String,
     approximate_creation_time_ms: i64,
-    record: String,
+    raw_record: &str,
     source: SourceKind,
 ) -> Result<ChangeRecord, RecordError> {
+    let record = minify_json(raw_record);
+    // No whitespace between tokens in the whole record: its images need no minifying.
+    let compact = record.len() == raw_record.len();
     let event_id = outer
         .event_id
         .as_deref()
@@ -518,14 +578,14 @@ fn build_change(
     })?;
     crate::route::validate_table_name(table).map_err(RecordError::NoTable)?;
     let keys = stream.keys.ok_or(RecordError::Missing("dynamodb.Keys"))?;
-    let keys = image_text("dynamodb.Keys", keys)?;
+    let keys = image_text("dynamodb.Keys", keys, compact)?;
     let new_image = stream
         .new_image
-        .map(|v| image_text("dynamodb.NewImage", v))
+        .map(|v| image_text("dynamodb.NewImage", v, compact))
         .transpose()?;
     let old_image = stream
         .old_image
-        .map(|v| image_text("dynamodb.OldImage", v))
+        .map(|v| image_text("dynamodb.OldImage", v, compact))
         .transpose()?;
     let size_bytes = stream
         .size_bytes
@@ -564,10 +624,15 @@ fn build_change(
     })
 }
 
-fn image_text(field: &'static str, raw: &RawValue) -> Result<String, RecordError> {
+/// The image's text, validated; `compact` says it has no whitespace between tokens.
+fn image_text(field: &'static str, raw: &RawValue, compact: bool) -> Result<String, RecordError> {
     dynamo_json::validate_item(raw.get())
         .map_err(|reason| RecordError::Invalid { field, reason })?;
-    Ok(minify_json(raw.get()))
+    Ok(if compact {
+        raw.get().to_string()
+    } else {
+        minify_json(raw.get())
+    })
 }
 
 fn check_sequence_number(field: &'static str, s: &str) -> Result<(), RecordError> {
@@ -602,27 +667,34 @@ pub fn table_from_arn(arn: Option<&str>) -> Option<&str> {
 pub fn minify_json(raw: &str) -> String {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else {
-            match b {
-                b' ' | b'\t' | b'\n' | b'\r' => {}
-                b'"' => {
-                    in_string = true;
-                    out.push(b);
+    let mut i = 0;
+    while i < bytes.len() {
+        // Outside strings: copy up to the next string, skipping whitespace.
+        let b = bytes[i];
+        i += 1;
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            b'"' => {
+                // Inside a string: copy whole runs up to the closing quote, stepping over
+                // escapes (`\"` does not close it).
+                let start = i - 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', bytes.get(i..).unwrap_or_default()) {
+                        Some(at) if bytes[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at + 1;
+                            break;
+                        }
+                        None => {
+                            i = bytes.len();
+                            break;
+                        }
+                    }
                 }
-                _ => out.push(b),
+                let end = i.min(bytes.len());
+                out.extend_from_slice(&bytes[start..end]);
             }
+            _ => out.push(b),
         }
     }
     // Only ASCII whitespace outside strings was removed, so the bytes stay UTF-8.
@@ -645,6 +717,22 @@ mod tests {
             minify_json("{ \"a b\" : [ 1E+125 , \"x \\\" y\" ] }"),
             "{\"a b\":[1E+125,\"x \\\" y\"]}"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn minify_matches_compact_serialisation(
+            keys in proptest::collection::vec("[ a\"\\\\\t\n\u{e9}\u{65e5}]{0,12}", 0..6),
+            nums in proptest::collection::vec(-1_000_000i64..1_000_000, 0..6),
+        ) {
+            let mut map = serde_json::Map::new();
+            for (i, k) in keys.iter().enumerate() {
+                map.insert(k.clone(), serde_json::json!([k, {"n": nums.get(i)}, null, true]));
+            }
+            let value = serde_json::Value::Object(map);
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            proptest::prop_assert_eq!(minify_json(&pretty), serde_json::to_string(&value).unwrap());
+        }
     }
 
     #[test]
@@ -671,6 +759,43 @@ mod tests {
         assert_eq!(c.approximate_creation_time_ms, 1_635_734_407_123);
         assert!(c.ttl_delete);
         assert_eq!(c.keys, r#"{"id":{"N":"1E+125"}}"#);
+    }
+
+    #[test]
+    fn compact_and_spaced_records_decode_alike() {
+        let spaced = r#"{"Records":[{ "eventID" : "e1", "eventName":"MODIFY","eventSourceARN":"arn:aws:dynamodb:r:1:table/tbl/stream/x",
+            "dynamodb":{"ApproximateCreationDateTime":1,"Keys":{ "id" : {"S":"a b"}},
+            "NewImage":{"id":{"S":"a b"}, "l":{"L":[ {"N":"1"} , {"S":" \" "} ]}},
+            "OldImage":{"id":{"S":"a b"}},"SequenceNumber":"42"}}]}"#;
+        let compact = r#"{"Records":[{"eventID":"e1","eventName":"MODIFY","eventSourceARN":"arn:aws:dynamodb:r:1:table/tbl/stream/x","dynamodb":{"ApproximateCreationDateTime":1,"Keys":{"id":{"S":"a b"}},"NewImage":{"id":{"S":"a b"},"l":{"L":[{"N":"1"},{"S":" \" "}]}},"OldImage":{"id":{"S":"a b"}},"SequenceNumber":"42"}}]}"#;
+        let (Decoded::Change(a), Decoded::Change(b)) = (one(spaced), one(compact)) else {
+            panic!("both decode")
+        };
+        assert_eq!(a, b);
+        assert_eq!(
+            a.new_image.as_deref(),
+            Some(r#"{"id":{"S":"a b"},"l":{"L":[{"N":"1"},{"S":" \" "}]}}"#)
+        );
+    }
+
+    #[test]
+    fn malformed_dynamodb_part_is_named() {
+        let d = one(r#"{"Records":[{"eventID":"e9","eventName":"INSERT","dynamodb":"x"}]}"#);
+        let Decoded::Rejected(r) = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(r.event_id.as_deref(), Some("e9"));
+        assert!(
+            matches!(
+                r.error,
+                RecordError::Invalid {
+                    field: "dynamodb",
+                    ..
+                }
+            ),
+            "{:?}",
+            r.error
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::decode::ChangeRecord;
 use crate::schema::TableSchema;
@@ -127,6 +128,11 @@ pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_size(ROW_GROUP_ROWS)
+        // The JSON columns hold a distinct text per change: a dictionary only costs time.
+        .set_column_dictionary_enabled(ColumnPath::from("keys"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("new_image"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("old_image"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("record"), false)
         .set_created_by(format!(
             "ddb-archiver version {}",
             env!("CARGO_PKG_VERSION")

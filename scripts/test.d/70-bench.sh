@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Benchmark smoke run: the generator, the Python peer and bench/run.py on a tiny batch,
+# one run each. It checks that both programs archive every record under the same object
+# names; it asserts no timing. The full benchmark is `bench/run.sh`.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+cd "$ROOT"
+ensure_venv
+ensure_gnu_time
+cargo build --bin ddb-archiver
+log "bench/run.py --smoke"
+python bench/run.py --smoke --bin "$ROOT/target/debug/ddb-archiver"
