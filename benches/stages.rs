@@ -66,7 +66,7 @@ fn stages(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(stream.len() as u64));
     g.bench_function("parquet_6mb", |b| {
-        b.iter(|| parquet::encode(black_box(&records)))
+        b.iter(|| parquet::encode(black_box(&records), None))
     });
     g.bench_function("jsonl_gz_6mb", |b| {
         b.iter(|| jsonl::encode(black_box(&records)))
