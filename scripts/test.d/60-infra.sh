@@ -19,6 +19,8 @@ log "infra: npm test (tsc + assertion tests + cdk-nag)"
 (cd infra && npm test)
 
 log "infra: cargo lambda build --release --arm64"
+# The aarch64 standard library (a no-op when rustup already has it).
+rustup target add aarch64-unknown-linux-gnu
 cargo lambda build --release --arm64 --bin ddb-archiver-lambda
 test -x target/lambda/ddb-archiver-lambda/bootstrap
 
