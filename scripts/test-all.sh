@@ -14,6 +14,6 @@ for stage in scripts/test.d/*.sh; do
     failed+=("$stage")
   fi
 done
-printf '\n##### stages: %s passed, %s failed\n' "$passed" "${#failed[@]}"
+printf '\nstages: %s passed, %s failed\n' "$passed" "${#failed[@]}"
 for f in "${failed[@]:-}"; do [ -n "$f" ] && echo "failed stage: $f"; done
 [ "${#failed[@]}" -eq 0 ]
