@@ -21,11 +21,7 @@ pub fn validate_item(text: &str) -> Result<(), String> {
     let path = RefCell::new(Vec::new());
     let result = run_validation(text, Some(&path));
     result.map_err(|e| {
-        let msg = e.to_string();
-        let msg = match msg.rfind(" at line ") {
-            Some(pos) => msg[..pos].to_string(),
-            None => msg,
-        };
+        let msg = super::json_error_message(&e);
         let path = path.into_inner();
         if path.is_empty() {
             msg

@@ -269,7 +269,7 @@ fn decode_events_one_pass(text: &str, opts: &DecodeOptions) -> Option<Vec<Decode
 }
 
 /// The message of a serde_json error without its position suffix.
-fn json_error_message(e: &serde_json::Error) -> String {
+pub(crate) fn json_error_message(e: &serde_json::Error) -> String {
     let full = e.to_string();
     match full.rfind(" at line ") {
         Some(pos) => full[..pos].to_string(),

@@ -44,13 +44,6 @@ pub trait ObjectSink: Send + Sync {
     fn location(&self, key: &str) -> String;
 }
 
-/// Opens the sink for a destination, with no SSE-KMS key (see [`open`]).
-pub async fn for_destination(
-    dest: &crate::settings::Destination,
-) -> Result<std::sync::Arc<dyn ObjectSink>, SinkError> {
-    open(dest, None).await
-}
-
 /// Opens the sink for a destination; `kms_key_id` applies to S3 destinations (SSE-KMS).
 /// An S3 client is built from the default AWS configuration chain (see
 /// [`s3::S3Sink::client_from_env`]).
