@@ -7,6 +7,7 @@
 //! whitespace removed (see [`minify_json`]).
 
 pub mod dynamo_json;
+mod scan;
 mod time;
 
 use std::borrow::Cow;
@@ -211,6 +212,23 @@ pub fn decode_input(
         source_name: source_name.to_string(),
         offset: e.valid_up_to(),
     })?;
+    let fast = scan::documents(text, |index, element| match element {
+        scan::Element::Read(raw, scanned) => decode_scanned(raw, scanned, index, opts),
+        scan::Element::Other(raw) => decode_record_text(raw, index, opts),
+    });
+    if let Some(decoded) = fast {
+        return Ok(decoded);
+    }
+    decode_text_general(text, source_name, opts)
+}
+
+/// [`decode_input`]'s general path, serde_json only: reads any input the fast path
+/// gives up on, and names what is wrong.
+fn decode_text_general(
+    text: &str,
+    source_name: &str,
+    opts: &DecodeOptions,
+) -> Result<Vec<Decoded>, DocumentError> {
     if let Some(out) = decode_events_one_pass(text, opts) {
         return Ok(out);
     }
@@ -248,8 +266,8 @@ pub fn decode_input(
     Ok(out)
 }
 
-/// The usual input, every document an object with a `Records` array, read in one pass:
-/// the same outcome as [`decode_input`]'s general path, which runs instead whenever this
+/// Every document an object with a `Records` array, split by serde_json: the same
+/// outcome as the rest of [`decode_text_general`], which runs instead whenever this
 /// returns `None` (invalid JSON, a bare record, anything unexpected), so that errors are
 /// found and named exactly as there.
 fn decode_events_one_pass(text: &str, opts: &DecodeOptions) -> Option<Vec<Decoded>> {
@@ -358,6 +376,62 @@ struct StreamRecordShape<'a> {
     stream_view_type: Option<Cow<'a, str>>,
 }
 
+/// The fields of a change record the archive reads, however they were read (by the
+/// fast path in [`scan`], or by serde_json).
+struct Fields<'a> {
+    event_id: Option<Cow<'a, str>>,
+    event_name: Option<Cow<'a, str>>,
+    event_source_arn: Option<Cow<'a, str>>,
+    table_name: Option<Cow<'a, str>>,
+    /// `userIdentity.principalId`.
+    principal_id: Option<Cow<'a, str>>,
+}
+
+impl<'a, D> From<&RecordShape<'a, D>> for Fields<'a> {
+    fn from(r: &RecordShape<'a, D>) -> Self {
+        Fields {
+            event_id: r.event_id.clone(),
+            event_name: r.event_name.clone(),
+            event_source_arn: r.event_source_arn.clone(),
+            table_name: r.table_name.clone(),
+            principal_id: r
+                .user_identity
+                .as_ref()
+                .and_then(|u| u.principal_id.clone()),
+        }
+    }
+}
+
+/// The `dynamodb` part of a change record; JSON values as their raw text.
+struct StreamFields<'a> {
+    time: Option<&'a str>,
+    precision: Option<Cow<'a, str>>,
+    keys: Option<&'a str>,
+    new_image: Option<&'a str>,
+    old_image: Option<&'a str>,
+    sequence_number: Option<Cow<'a, str>>,
+    size_bytes: Option<&'a str>,
+    stream_view_type: Option<Cow<'a, str>>,
+    /// The images were already checked as DynamoDB JSON.
+    images_checked: bool,
+}
+
+impl<'a> From<&StreamRecordShape<'a>> for StreamFields<'a> {
+    fn from(s: &StreamRecordShape<'a>) -> Self {
+        StreamFields {
+            time: s.approximate_creation_date_time.map(RawValue::get),
+            precision: s.precision.clone(),
+            keys: s.keys.map(RawValue::get),
+            new_image: s.new_image.map(RawValue::get),
+            old_image: s.old_image.map(RawValue::get),
+            sequence_number: s.sequence_number.clone(),
+            size_bytes: s.size_bytes.map(RawValue::get),
+            stream_view_type: s.stream_view_type.clone(),
+            images_checked: false,
+        }
+    }
+}
+
 /// Identity fields read from a record, kept for the rejection report.
 #[derive(Default)]
 struct Identity {
@@ -368,21 +442,72 @@ struct Identity {
 /// Decodes one record of a document. Never fails: a bad record becomes
 /// [`Decoded::Rejected`] with its raw text and the reason.
 pub fn decode_record(raw: &RawValue, index: usize, opts: &DecodeOptions) -> Decoded {
+    decode_record_text(raw.get(), index, opts)
+}
+
+/// [`decode_record`] of a record's JSON text, by serde_json only.
+fn decode_record_text(raw: &str, index: usize, opts: &DecodeOptions) -> Decoded {
     let mut ident = Identity::default();
-    match decode_record_inner(raw, opts, &mut ident) {
+    let result = decode_record_inner(raw, opts, &mut ident);
+    outcome(result, ident, raw, index)
+}
+
+/// A record the fast path read, decoded.
+fn decode_scanned(
+    raw: &str,
+    scanned: scan::Scanned<'_>,
+    index: usize,
+    opts: &DecodeOptions,
+) -> Decoded {
+    let mut ident = Identity::default();
+    let result = match (scanned.kinesis, scanned.stream) {
+        (Some(kinesis), _) => decode_kinesis(
+            scanned.fields.event_id,
+            kinesis.sequence_number.map(Cow::Borrowed),
+            kinesis.data.map(Cow::Borrowed),
+            true,
+            opts,
+            &mut ident,
+        ),
+        (None, stream) => {
+            ident.event_id = scanned.fields.event_id.as_deref().map(str::to_string);
+            match stream {
+                Some(stream) => decode_stream(
+                    &scanned.fields,
+                    &stream,
+                    raw,
+                    Some(scanned.compact),
+                    opts,
+                    &mut ident,
+                ),
+                None => Err(RecordError::Missing("dynamodb")),
+            }
+        }
+    };
+    outcome(result, ident, raw, index)
+}
+
+/// The decoded record, or its rejection with what identity was read.
+fn outcome(
+    result: Result<ChangeRecord, RecordError>,
+    ident: Identity,
+    raw: &str,
+    index: usize,
+) -> Decoded {
+    match result {
         Ok(change) => Decoded::Change(Box::new(ChangeRecord { index, ..change })),
         Err(error) => Decoded::Rejected(Box::new(Rejected {
             event_id: ident.event_id,
             sequence_number: ident.sequence_number,
             index,
             error,
-            raw: minify_json(raw.get()),
+            raw: minify_json(raw),
         })),
     }
 }
 
 fn decode_record_inner(
-    raw: &RawValue,
+    raw: &str,
     opts: &DecodeOptions,
     ident: &mut Identity,
 ) -> Result<ChangeRecord, RecordError> {
@@ -390,9 +515,16 @@ fn decode_record_inner(
         return change;
     }
     let outer: RecordShape<'_> =
-        serde_json::from_str(raw.get()).map_err(|e| RecordError::Shape(json_error_message(&e)))?;
+        serde_json::from_str(raw).map_err(|e| RecordError::Shape(json_error_message(&e)))?;
     match outer.kinesis {
-        Some(kinesis) => decode_kinesis(outer.event_id, kinesis, opts, ident),
+        Some(kinesis) => decode_kinesis(
+            outer.event_id,
+            kinesis.sequence_number,
+            kinesis.data,
+            false,
+            opts,
+            ident,
+        ),
         None => {
             ident.event_id = outer.event_id.as_deref().map(str::to_string);
             let ddb = outer.dynamodb.ok_or(RecordError::Missing("dynamodb"))?;
@@ -401,33 +533,44 @@ fn decode_record_inner(
                     field: "dynamodb",
                     reason: json_error_message(&e),
                 })?;
-            decode_stream(&outer, &stream, raw, opts, ident)
+            let fields = Fields::from(&outer);
+            decode_stream(&fields, &(&stream).into(), raw, None, opts, ident)
         }
     }
 }
 
-/// The usual DynamoDB Streams record, read in one pass. `None` when it is anything else
-/// (a Kinesis record, no `dynamodb` part, a field of the wrong type): the general path
-/// then reads it and names what is wrong.
+/// The usual DynamoDB Streams record, read in one pass by serde_json. `None` when it is
+/// anything else (a Kinesis record, no `dynamodb` part, a field of the wrong type): the
+/// rest of [`decode_record_inner`] then reads it and names what is wrong.
 fn decode_stream_one_pass(
-    raw: &RawValue,
+    raw: &str,
     opts: &DecodeOptions,
     ident: &mut Identity,
 ) -> Option<Result<ChangeRecord, RecordError>> {
-    let outer: RecordShape<'_, StreamRecordShape<'_>> = serde_json::from_str(raw.get()).ok()?;
+    let outer: RecordShape<'_, StreamRecordShape<'_>> = serde_json::from_str(raw).ok()?;
     if outer.kinesis.is_some() {
         return None;
     }
     let stream = outer.dynamodb.as_ref()?;
     ident.event_id = outer.event_id.as_deref().map(str::to_string);
-    Some(decode_stream(&outer, stream, raw, opts, ident))
+    let fields = Fields::from(&outer);
+    Some(decode_stream(
+        &fields,
+        &stream.into(),
+        raw,
+        None,
+        opts,
+        ident,
+    ))
 }
 
-/// A DynamoDB Streams record from its parts.
-fn decode_stream<D>(
-    outer: &RecordShape<'_, D>,
-    stream: &StreamRecordShape<'_>,
-    raw: &RawValue,
+/// A DynamoDB Streams record from its parts. `compact` says whether the record holds
+/// no whitespace between tokens, when that is already known.
+fn decode_stream(
+    outer: &Fields<'_>,
+    stream: &StreamFields<'_>,
+    raw: &str,
+    compact: Option<bool>,
     opts: &DecodeOptions,
     ident: &mut Identity,
 ) -> Result<ChangeRecord, RecordError> {
@@ -442,40 +585,41 @@ fn decode_stream<D>(
         .or(opts.table.as_deref())
         .ok_or_else(|| no_table(outer.event_source_arn.as_deref()))?;
     let time = stream
-        .approximate_creation_date_time
+        .time
         .ok_or(RecordError::Missing("dynamodb.ApproximateCreationDateTime"))?;
-    let time_ms = parse_epoch(time.get(), TimeUnit::SecondsOrMillis).map_err(|reason| {
-        RecordError::Invalid {
+    let time_ms =
+        parse_epoch(time, TimeUnit::SecondsOrMillis).map_err(|reason| RecordError::Invalid {
             field: "dynamodb.ApproximateCreationDateTime",
             reason,
-        }
-    })?;
+        })?;
     build_change(
         outer,
         stream,
         table,
         sequence_number.to_string(),
         time_ms,
-        raw.get(),
+        (raw, compact),
         SourceKind::DynamoDbStream,
     )
 }
 
+/// A Kinesis record from its `eventID` and `kinesis` part: the base64 data is decoded
+/// and read as the DynamoDB change it carries (by the fast path first when `fast`).
 fn decode_kinesis(
     outer_event_id: Option<Cow<'_, str>>,
-    kinesis: KinesisShape<'_>,
+    sequence_number: Option<Cow<'_, str>>,
+    data: Option<Cow<'_, str>>,
+    fast: bool,
     opts: &DecodeOptions,
     ident: &mut Identity,
 ) -> Result<ChangeRecord, RecordError> {
     ident.event_id = outer_event_id.as_deref().map(str::to_string);
-    ident.sequence_number = kinesis.sequence_number.as_deref().map(str::to_string);
-    let sequence_number = kinesis
-        .sequence_number
+    ident.sequence_number = sequence_number.as_deref().map(str::to_string);
+    let sequence_number = sequence_number
         .as_deref()
         .ok_or(RecordError::Missing("kinesis.sequenceNumber"))?;
     check_sequence_number("kinesis.sequenceNumber", sequence_number)?;
-    let data = kinesis
-        .data
+    let data = data
         .as_deref()
         .ok_or(RecordError::Missing("kinesis.data"))?;
     let payload = base64::engine::general_purpose::STANDARD
@@ -491,6 +635,17 @@ fn decode_kinesis(
             e.utf8_error().valid_up_to()
         ),
     })?;
+    if let Some((text, scanned)) = fast.then(|| scan::whole_record(&payload)).flatten() {
+        if scanned.kinesis.is_none() {
+            let change = KinesisChange {
+                fields: scanned.fields,
+                stream: scanned.stream,
+                text,
+                compact: Some(scanned.compact),
+            };
+            return change.decode(sequence_number, opts, ident);
+        }
+    }
     let payload_raw: &RawValue =
         serde_json::from_str(&payload).map_err(|e| RecordError::Invalid {
             field: "kinesis.data",
@@ -512,52 +667,96 @@ fn decode_kinesis(
             field: "kinesis.data: dynamodb",
             reason: json_error_message(&e),
         })?;
-    let table = inner
-        .table_name
-        .as_deref()
-        .or_else(|| table_from_arn(inner.event_source_arn.as_deref()))
-        .or(opts.table.as_deref())
-        .ok_or_else(|| RecordError::NoTable("the change carries no `tableName`".to_string()))?;
-    let unit = match stream.precision.as_deref() {
-        None | Some("MILLISECOND") => TimeUnit::Millis,
-        Some("MICROSECOND") => TimeUnit::Micros,
-        Some(other) => {
-            return Err(RecordError::Invalid {
-                field: "dynamodb.ApproximateCreationDateTimePrecision",
-                reason: format!("unknown precision {other:?}"),
-            })
-        }
+    let change = KinesisChange {
+        fields: Fields::from(&inner),
+        stream: Some(StreamFields::from(&stream)),
+        text: payload_raw.get(),
+        compact: None,
     };
-    let time = stream
-        .approximate_creation_date_time
-        .ok_or(RecordError::Missing("dynamodb.ApproximateCreationDateTime"))?;
-    let time_ms = parse_epoch(time.get(), unit).map_err(|reason| RecordError::Invalid {
-        field: "dynamodb.ApproximateCreationDateTime",
-        reason,
-    })?;
-    build_change(
-        &inner,
-        &stream,
-        table,
-        sequence_number.to_string(),
-        time_ms,
-        payload_raw.get(),
-        SourceKind::Kinesis,
-    )
+    change.decode(sequence_number, opts, ident)
 }
 
-fn build_change<D>(
-    outer: &RecordShape<'_, D>,
-    stream: &StreamRecordShape<'_>,
+/// The DynamoDB change a Kinesis record carries, read from its decoded data.
+struct KinesisChange<'a> {
+    fields: Fields<'a>,
+    stream: Option<StreamFields<'a>>,
+    /// The change's JSON text.
+    text: &'a str,
+    /// Whether the text holds no whitespace between tokens, when already known.
+    compact: Option<bool>,
+}
+
+impl KinesisChange<'_> {
+    fn decode(
+        self,
+        sequence_number: &str,
+        opts: &DecodeOptions,
+        ident: &mut Identity,
+    ) -> Result<ChangeRecord, RecordError> {
+        let inner = &self.fields;
+        if let Some(id) = inner.event_id.as_deref() {
+            ident.event_id = Some(id.to_string());
+        }
+        let stream = self
+            .stream
+            .ok_or(RecordError::Missing("kinesis.data: dynamodb"))?;
+        let table = inner
+            .table_name
+            .as_deref()
+            .or_else(|| table_from_arn(inner.event_source_arn.as_deref()))
+            .or(opts.table.as_deref())
+            .ok_or_else(|| RecordError::NoTable("the change carries no `tableName`".to_string()))?;
+        let unit = match stream.precision.as_deref() {
+            None | Some("MILLISECOND") => TimeUnit::Millis,
+            Some("MICROSECOND") => TimeUnit::Micros,
+            Some(other) => {
+                return Err(RecordError::Invalid {
+                    field: "dynamodb.ApproximateCreationDateTimePrecision",
+                    reason: format!("unknown precision {other:?}"),
+                })
+            }
+        };
+        let time = stream
+            .time
+            .ok_or(RecordError::Missing("dynamodb.ApproximateCreationDateTime"))?;
+        let time_ms = parse_epoch(time, unit).map_err(|reason| RecordError::Invalid {
+            field: "dynamodb.ApproximateCreationDateTime",
+            reason,
+        })?;
+        build_change(
+            inner,
+            &stream,
+            table,
+            sequence_number.to_string(),
+            time_ms,
+            (self.text, self.compact),
+            SourceKind::Kinesis,
+        )
+    }
+}
+
+/// The archive record from a change's parts. `raw_record` is the change's JSON text and
+/// whether it is known to hold no whitespace between tokens.
+fn build_change(
+    outer: &Fields<'_>,
+    stream: &StreamFields<'_>,
     table: &str,
     sequence_number: String,
     approximate_creation_time_ms: i64,
-    raw_record: &str,
+    raw_record: (&str, Option<bool>),
     source: SourceKind,
 ) -> Result<ChangeRecord, RecordError> {
-    let record = minify_json(raw_record);
-    // No whitespace between tokens in the whole record: its images need no minifying.
-    let compact = record.len() == raw_record.len();
+    let (raw_record, known_compact) = raw_record;
+    let (record, compact) = match known_compact {
+        Some(true) => (raw_record.to_string(), true),
+        _ => {
+            let record = minify_json(raw_record);
+            // No whitespace between tokens in the whole record: its images need no
+            // minifying.
+            let compact = record.len() == raw_record.len();
+            (record, compact)
+        }
+    };
     let event_id = outer
         .event_id
         .as_deref()
@@ -577,35 +776,31 @@ fn build_change<D>(
         reason: format!("{event_name_text:?} is not INSERT, MODIFY or REMOVE"),
     })?;
     crate::route::validate_table_name(table).map_err(RecordError::NoTable)?;
+    let checked = stream.images_checked;
     let keys = stream.keys.ok_or(RecordError::Missing("dynamodb.Keys"))?;
-    let keys = image_text("dynamodb.Keys", keys, compact)?;
+    let keys = image_text("dynamodb.Keys", keys, compact, checked)?;
     let new_image = stream
         .new_image
-        .map(|v| image_text("dynamodb.NewImage", v, compact))
+        .map(|v| image_text("dynamodb.NewImage", v, compact, checked))
         .transpose()?;
     let old_image = stream
         .old_image
-        .map(|v| image_text("dynamodb.OldImage", v, compact))
+        .map(|v| image_text("dynamodb.OldImage", v, compact, checked))
         .transpose()?;
     let size_bytes = stream
         .size_bytes
         .map(|v| {
-            v.get()
-                .parse::<i64>()
+            v.parse::<i64>()
                 .ok()
                 .filter(|n| *n >= 0)
                 .ok_or_else(|| RecordError::Invalid {
                     field: "dynamodb.SizeBytes",
-                    reason: format!("{} is not a non-negative integer", v.get()),
+                    reason: format!("{v} is not a non-negative integer"),
                 })
         })
         .transpose()?;
     let ttl_delete = event_name == EventName::Remove
-        && outer
-            .user_identity
-            .as_ref()
-            .and_then(|u| u.principal_id.as_deref())
-            == Some("dynamodb.amazonaws.com");
+        && outer.principal_id.as_deref() == Some("dynamodb.amazonaws.com");
     Ok(ChangeRecord {
         event_id: event_id.to_string(),
         event_name,
@@ -624,14 +819,21 @@ fn build_change<D>(
     })
 }
 
-/// The image's text, validated; `compact` says it has no whitespace between tokens.
-fn image_text(field: &'static str, raw: &RawValue, compact: bool) -> Result<String, RecordError> {
-    dynamo_json::validate_item(raw.get())
-        .map_err(|reason| RecordError::Invalid { field, reason })?;
+/// The image's text, checked as DynamoDB JSON unless `checked`; `compact` says it has
+/// no whitespace between tokens.
+fn image_text(
+    field: &'static str,
+    raw: &str,
+    compact: bool,
+    checked: bool,
+) -> Result<String, RecordError> {
+    if !checked {
+        dynamo_json::validate_item(raw).map_err(|reason| RecordError::Invalid { field, reason })?;
+    }
     Ok(if compact {
-        raw.get().to_string()
+        raw.to_string()
     } else {
-        minify_json(raw.get())
+        minify_json(raw)
     })
 }
 
@@ -704,6 +906,130 @@ pub fn minify_json(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both paths of [`decode_input`], as text to compare.
+    fn both_paths(text: &str) -> (String, String) {
+        let opts = DecodeOptions::default();
+        let fast = format!("{:?}", decode_input(text.as_bytes(), "t", &opts));
+        let unmarked = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let general = format!("{:?}", decode_text_general(unmarked, "t", &opts));
+        (fast, general)
+    }
+
+    /// A small deterministic generator (xorshift) for the mutations below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n.max(1) as u64) as usize
+        }
+    }
+
+    /// `text` with one byte inserted, deleted or replaced, in ways that stress JSON
+    /// tokens; `None` when the result is not UTF-8.
+    fn mutate(text: &str, rng: &mut Rng) -> Option<String> {
+        const BYTES: &[u8] = b"\"\\ \n{}[],:0-eEnu.x\x01/";
+        let mut b = text.as_bytes().to_vec();
+        if b.is_empty() {
+            return None;
+        }
+        let at = rng.below(b.len());
+        let byte = BYTES[rng.below(BYTES.len())];
+        match rng.below(3) {
+            0 => b.insert(at, byte),
+            1 => {
+                b.remove(at);
+            }
+            _ => b[at] = byte,
+        }
+        String::from_utf8(b).ok()
+    }
+
+    /// Every Kinesis record's data decoded, mutated and encoded again; `None` when the
+    /// text holds no Kinesis record.
+    fn mutate_kinesis_payloads(text: &str, rng: &mut Rng) -> Option<String> {
+        use base64::engine::general_purpose::STANDARD;
+        let mut doc: serde_json::Value = serde_json::from_str(text).ok()?;
+        let mut any = false;
+        for r in doc.get_mut("Records")?.as_array_mut()? {
+            let Some(data) = r.pointer_mut("/kinesis/data") else {
+                continue;
+            };
+            let payload = String::from_utf8(STANDARD.decode(data.as_str()?).ok()?).ok()?;
+            let mutated = mutate(&payload, rng).unwrap_or(payload);
+            *data = serde_json::Value::String(STANDARD.encode(mutated));
+            any = true;
+        }
+        any.then(|| doc.to_string())
+    }
+
+    /// `minify_json` of a text that may not be valid JSON (then returned as it is).
+    fn minify_json_lossy(text: &str) -> String {
+        match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => minify_json(text),
+            Err(_) => text.to_string(),
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_the_general_path() {
+        let dirs = [
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/public"),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/events"),
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut inputs = 0;
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.path().extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                    continue;
+                };
+                let mut cases = vec![text.clone(), minify_json_lossy(&text)];
+                for round in 0..400 {
+                    // One to three mutations at once.
+                    let mut mutated = mutate(&text, &mut rng);
+                    for _ in 0..round % 3 {
+                        mutated = mutated.and_then(|m| mutate(&m, &mut rng));
+                    }
+                    cases.extend(mutated);
+                    cases.extend(mutate_kinesis_payloads(&text, &mut rng));
+                }
+                for case in cases {
+                    let (fast, general) = both_paths(&case);
+                    assert_eq!(fast, general, "{}: {case}", entry.path().display());
+                    inputs += 1;
+                }
+            }
+        }
+        assert!(inputs > 5_000, "only {inputs} inputs compared");
+    }
+
+    #[test]
+    fn fast_path_cases() {
+        let cases = [
+            r#"{"Records":[{"eventID":"1","eventName":"INSERT","eventSourceARN":"arn:aws:dynamodb:r:1:table/t/stream/s","dynamodb":{"ApproximateCreationDateTime":1,"Keys":{"k":{"S":"a"}},"SequenceNumber":"1"}}]}"#,
+            r#"{"Records":[{"eventID":null,"eventName":"INSERT","tableName":"t","dynamodb":{"ApproximateCreationDateTime":"1","Keys":{"k":{"N":"1E+125"}},"NewImage":null,"SequenceNumber":"1","SizeBytes":null}}]}"#,
+            r#"{"Records":[{"eventID":"1","eventID":"2","eventName":"INSERT","tableName":"t","dynamodb":{"ApproximateCreationDateTime":1,"Keys":{},"SequenceNumber":"1"}}]}"#,
+            r#"{"Records":[{"eventID":"1","eventName":"INSERT","tableName":"t","userIdentity":{"principalId":"dynamodb.amazonaws.com","type":"Service"},"dynamodb":{"ApproximateCreationDateTime":1,"Keys":{"k":{"M":{"x":{"L":[{"NULL":true}]}}}},"SequenceNumber":"1"}}]}"#,
+            r#"{"Records":[{"eventID":"1","eventName":"REMOVE","tableName":"t","userIdentity":null,"dynamodb":{"ApproximateCreationDateTime":1,"Keys":{"k":{"S":"\u00e9\ud83d\ude00"}},"SequenceNumber":"1"}}]}"#,
+            r#"{"Records":[{"eventID":"1","eventName":"MODIFY","tableName":"t","dynamodb":{"ApproximateCreationDateTime":1,"Keys":{"k":{"B":"AA=="}},"OldImage":{"a":{"BS":[]},"b":{"SS":["x"]}},"SequenceNumber":"1"}}], "window": {"start": "x"}}"#,
+            r#"{"Records":[{"eventID":"1","eventName":"INSERT","tableName":"t","dynamodb":{"ApproximateCreationDateTime":1,"Keys":{"k":{"S":"a"}},"SequenceNumber":"1"},"kinesis":null}]}"#,
+            "{\"Records\":[{\"eventID\":\"1\",\"eventName\":\"INSERT\",\"tableName\":\"t\",\"dynamodb\":{\"ApproximateCreationDateTime\":1,\"Keys\":{\"k\":{\"S\":\"a\"}},\"SequenceNumber\":\"1\"}}]}\n{\"Records\":[]}\n",
+        ];
+        for case in cases {
+            let (fast, general) = both_paths(case);
+            assert_eq!(fast, general, "{case}");
+        }
+    }
 
     fn one(doc: &str) -> Decoded {
         let mut v = decode_input(doc.as_bytes(), "t", &DecodeOptions::default()).unwrap();
