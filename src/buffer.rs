@@ -145,6 +145,15 @@ impl Buffer {
         ready
     }
 
+    /// Gives every pending record's JSON texts buffers of their own (see
+    /// [`ChangeRecord::detach`]), so that the inputs they arrived in can be freed: memory
+    /// then stays bounded by the thresholds across any number of inputs.
+    pub fn detach(&mut self) {
+        for p in self.partitions.values_mut() {
+            p.records.iter_mut().for_each(ChangeRecord::detach);
+        }
+    }
+
     /// Takes the partitions whose oldest record has waited past the age threshold.
     pub fn take_expired(&mut self, now: Instant) -> Vec<Batch> {
         let mut keys: Vec<PartitionKey> = self
@@ -220,7 +229,7 @@ mod tests {
             keys: "{}".into(),
             new_image: None,
             old_image: None,
-            record: "x".repeat(100),
+            record: "x".repeat(100).into(),
             source: crate::decode::SourceKind::DynamoDbStream,
             index: i,
         };
@@ -270,6 +279,23 @@ mod tests {
         assert_eq!(ready[0].key.date.day0(), 0, "day 1 held the most bytes");
         assert_eq!(ready[0].records.len(), 2);
         assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn detached_records_free_their_input() {
+        let input = std::sync::Arc::new(r#"{"k":{"S":"a"}}{"k":{"S":"b"}}"#.to_string());
+        let mut b = Buffer::new(t(usize::MAX, 100));
+        for (i, range) in [(0, 0..15), (1, 15..30)] {
+            let (k, mut r) = record(i, 1);
+            r.keys = crate::decode::JsonText::within(&input, &input[range]);
+            assert!(b.push(k, r, Instant::now()).is_empty());
+        }
+        assert_eq!(std::sync::Arc::strong_count(&input), 3);
+        b.detach();
+        assert_eq!(std::sync::Arc::strong_count(&input), 1);
+        let batch = b.drain().remove(0);
+        assert_eq!(batch.records[0].keys, r#"{"k":{"S":"a"}}"#);
+        assert_eq!(batch.records[1].keys, r#"{"k":{"S":"b"}}"#);
     }
 
     #[test]

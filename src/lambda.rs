@@ -241,7 +241,7 @@ impl Function {
     /// summary line at info level and prints one EMF line on stdout.
     pub async fn handle(
         &self,
-        payload: &[u8],
+        payload: Vec<u8>,
         deadline: Option<Instant>,
     ) -> Result<Outcome, InvocationError> {
         let started = Instant::now();
@@ -354,7 +354,7 @@ mod tests {
             record("good", 103, 1),
             record("bad", 104, 1),
         ];
-        let out = f.handle(&event(&recs), None).await.unwrap();
+        let out = f.handle(event(&recs), None).await.unwrap();
         let ids: Vec<_> = out
             .response
             .batch_item_failures
@@ -384,7 +384,7 @@ mod tests {
             r#"{"eventID":"p","dynamodb":{"SequenceNumber":"101"}}"#.to_string(),
             r#"{"eventID":"q","dynamodb":{"SequenceNumber":"102"}}"#.to_string(),
         ];
-        let out = f.handle(&event(&recs), None).await.unwrap();
+        let out = f.handle(event(&recs), None).await.unwrap();
         let ids: Vec<_> = out
             .response
             .batch_item_failures
@@ -395,7 +395,7 @@ mod tests {
 
         // A rejected record with no readable sequence number fails the whole batch.
         let recs = vec![record("good", 100, 0), "42".to_string()];
-        let err = f.handle(&event(&recs), None).await.unwrap_err();
+        let err = f.handle(event(&recs), None).await.unwrap_err();
         assert!(
             matches!(err, InvocationError::Unnameable { index: 1, .. }),
             "{err}"
@@ -408,7 +408,7 @@ mod tests {
         let sink = Arc::new(LocalDirSink::new(dir.path()));
         let f = Function::new(settings("unused"), sink, "fn").unwrap();
         let recs = vec![record("tbl", 7, 0), record("tbl", 8, 2)];
-        let out = f.handle(&event(&recs), Some(Instant::now())).await.unwrap();
+        let out = f.handle(event(&recs), Some(Instant::now())).await.unwrap();
         assert_eq!(
             out.response.batch_item_failures[0]
                 .item_identifier
@@ -423,11 +423,11 @@ mod tests {
             .all(|f| f.error == crate::pipeline::NOT_STARTED));
         assert!(!dir.path().join("tbl").exists());
         // Redelivered with time to spare, everything lands and nothing fails.
-        let out = f.handle(&event(&recs), None).await.unwrap();
+        let out = f.handle(event(&recs), None).await.unwrap();
         assert!(out.response.batch_item_failures.is_empty());
         assert_eq!(out.metrics.files_written, 2, "{:#?}", out.summary);
         // Delivered again: a no-op reporting success.
-        let out = f.handle(&event(&recs), None).await.unwrap();
+        let out = f.handle(event(&recs), None).await.unwrap();
         assert!(out.response.batch_item_failures.is_empty());
         assert_eq!(out.metrics.files_written, 0);
         assert_eq!(out.metrics.files_already_present, 2);

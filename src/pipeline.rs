@@ -9,7 +9,7 @@ use std::time::Instant;
 use chrono::{NaiveDate, Utc};
 
 use crate::buffer::{Batch, Buffer, Thresholds};
-use crate::decode::{decode_input, DecodeOptions, Decoded, Rejected};
+use crate::decode::{decode_owned_input, DecodeOptions, Decoded, Rejected};
 use crate::encode::{self, jsonl, EncodedFile, Format};
 use crate::report::{FailedFile, FileReport, InputError, RejectedReport, Summary};
 use crate::route::PartitionKey;
@@ -105,9 +105,12 @@ impl Archiver {
     /// Decodes one input (one or more JSON documents) and archives its records, writing
     /// the files that become ready. An input that is not valid JSON or not an event is
     /// recorded in the summary and nothing from it is archived; returns whether the
-    /// input was readable.
-    pub async fn ingest(&mut self, bytes: &[u8], source: &str) -> bool {
-        let decoded = match decode_input(bytes, source, &self.decode) {
+    /// input was readable. The changes keep ranges of the input (given as a `Vec<u8>`,
+    /// it is not copied) until they are written or the next input comes.
+    pub async fn ingest(&mut self, input: impl Into<Vec<u8>>, source: &str) -> bool {
+        // Changes still pending from the previous input stop holding it.
+        self.buffer.detach();
+        let decoded = match decode_owned_input(input.into(), source, &self.decode) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(source, error = %e, "input rejected");
@@ -139,7 +142,7 @@ impl Archiver {
                                     field: "dynamodb.ApproximateCreationDateTime",
                                     reason: "no calendar day".to_string(),
                                 },
-                                raw: change.record,
+                                raw: change.record.to_string(),
                             },
                         )
                         .await;

@@ -37,9 +37,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             let deadline =
                 lambda::write_deadline(event.context.deadline(), std::time::SystemTime::now());
-            let outcome = function
-                .handle(event.payload.get().as_bytes(), deadline)
-                .await?;
+            // The event's text becomes the archiver's input without a copy.
+            let payload = Box::<str>::from(event.payload).into_string().into_bytes();
+            let outcome = function.handle(payload, deadline).await?;
             Ok::<_, lambda_runtime::Error>(outcome.response)
         }
     }))

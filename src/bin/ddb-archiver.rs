@@ -250,7 +250,7 @@ async fn archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         } else {
             std::fs::read(file).with_context(|| format!("reading {file}"))?
         };
-        archiver.ingest(&bytes, file).await;
+        archiver.ingest(bytes, file).await;
     }
     let summary = archiver.finish().await;
     if args.json {

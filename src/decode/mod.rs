@@ -8,14 +8,17 @@
 
 pub mod dynamo_json;
 mod scan;
+mod text;
 mod time;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub use text::JsonText;
 pub(crate) use time::Decimal;
 pub use time::{parse_epoch, TimeUnit};
 
@@ -139,13 +142,13 @@ pub struct ChangeRecord {
     /// A REMOVE made by the TTL service.
     pub ttl_delete: bool,
     /// DynamoDB JSON of `Keys`.
-    pub keys: String,
+    pub keys: JsonText,
     /// DynamoDB JSON of `NewImage`.
-    pub new_image: Option<String>,
+    pub new_image: Option<JsonText>,
     /// DynamoDB JSON of `OldImage`.
-    pub old_image: Option<String>,
+    pub old_image: Option<JsonText>,
     /// The change record as received (Kinesis: the decoded DynamoDB change payload).
-    pub record: String,
+    pub record: JsonText,
     /// Whether the record arrived through DynamoDB Streams or Kinesis.
     pub source: SourceKind,
     /// 0-based position of the record in its document's `Records` array (stream order
@@ -154,14 +157,27 @@ pub struct ChangeRecord {
 }
 
 impl ChangeRecord {
+    /// Gives the JSON texts buffers of their own, so that the input they arrived in can
+    /// be freed while the change waits in the buffer.
+    pub fn detach(&mut self) {
+        self.keys.detach();
+        self.record.detach();
+        for image in [&mut self.new_image, &mut self.old_image]
+            .into_iter()
+            .flatten()
+        {
+            image.detach();
+        }
+    }
+
     /// Approximate in-memory size, used by the buffer's byte thresholds.
     pub fn approx_bytes(&self) -> usize {
         self.event_id.len()
             + self.table_name.len()
             + self.sequence_number.len()
             + self.keys.len()
-            + self.new_image.as_ref().map_or(0, String::len)
-            + self.old_image.as_ref().map_or(0, String::len)
+            + self.new_image.as_ref().map_or(0, |t| t.len())
+            + self.old_image.as_ref().map_or(0, |t| t.len())
             + self.record.len()
             + self.stream_view_type.as_ref().map_or(0, String::len)
             + 64
@@ -207,19 +223,31 @@ pub fn decode_input(
     source_name: &str,
     opts: &DecodeOptions,
 ) -> Result<Vec<Decoded>, DocumentError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|e| DocumentError::Utf8 {
+    decode_owned_input(bytes.to_vec(), source_name, opts)
+}
+
+/// [`decode_input`] of an input it may keep: the changes' JSON texts are ranges of it
+/// (see [`JsonText`]), so no image is copied.
+pub fn decode_owned_input(
+    input: Vec<u8>,
+    source_name: &str,
+    opts: &DecodeOptions,
+) -> Result<Vec<Decoded>, DocumentError> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let bom = if input.starts_with(BOM) { BOM.len() } else { 0 };
+    let buf = Arc::new(String::from_utf8(input).map_err(|e| DocumentError::Utf8 {
         source_name: source_name.to_string(),
-        offset: e.valid_up_to(),
-    })?;
+        offset: e.utf8_error().valid_up_to().saturating_sub(bom),
+    })?);
+    let text = buf.get(bom..).unwrap_or_default();
     let fast = scan::documents(text, |index, element| match element {
-        scan::Element::Read(raw, scanned) => decode_scanned(raw, scanned, index, opts),
-        scan::Element::Other(raw) => decode_record_text(raw, index, opts),
+        scan::Element::Read(raw, scanned) => decode_scanned(raw, scanned, index, opts, &buf),
+        scan::Element::Other(raw) => decode_record_text(raw, index, opts, &buf),
     });
     if let Some(decoded) = fast {
         return Ok(decoded);
     }
-    decode_text_general(text, source_name, opts)
+    decode_text_general(text, source_name, opts, &buf)
 }
 
 /// [`decode_input`]'s general path, serde_json only: reads any input the fast path
@@ -228,8 +256,9 @@ fn decode_text_general(
     text: &str,
     source_name: &str,
     opts: &DecodeOptions,
+    buf: &Arc<String>,
 ) -> Result<Vec<Decoded>, DocumentError> {
-    if let Some(out) = decode_events_one_pass(text, opts) {
+    if let Some(out) = decode_events_one_pass(text, opts, buf) {
         return Ok(out);
     }
     let mut docs = Vec::new();
@@ -260,7 +289,7 @@ fn decode_text_general(
             records
                 .into_iter()
                 .enumerate()
-                .map(|(i, raw)| decode_record(raw, i, opts)),
+                .map(|(i, raw)| decode_record_text(raw.get(), i, opts, buf)),
         );
     }
     Ok(out)
@@ -270,7 +299,11 @@ fn decode_text_general(
 /// outcome as the rest of [`decode_text_general`], which runs instead whenever this
 /// returns `None` (invalid JSON, a bare record, anything unexpected), so that errors are
 /// found and named exactly as there.
-fn decode_events_one_pass(text: &str, opts: &DecodeOptions) -> Option<Vec<Decoded>> {
+fn decode_events_one_pass(
+    text: &str,
+    opts: &DecodeOptions,
+    buf: &Arc<String>,
+) -> Option<Vec<Decoded>> {
     let mut out = Vec::new();
     let mut documents = 0;
     for doc in serde_json::Deserializer::from_str(text).into_iter::<DocumentShape<'_>>() {
@@ -280,7 +313,7 @@ fn decode_events_one_pass(text: &str, opts: &DecodeOptions) -> Option<Vec<Decode
             records
                 .into_iter()
                 .enumerate()
-                .map(|(i, raw)| decode_record(raw, i, opts)),
+                .map(|(i, raw)| decode_record_text(raw.get(), i, opts, buf)),
         );
     }
     (documents > 0).then_some(out)
@@ -442,13 +475,14 @@ struct Identity {
 /// Decodes one record of a document. Never fails: a bad record becomes
 /// [`Decoded::Rejected`] with its raw text and the reason.
 pub fn decode_record(raw: &RawValue, index: usize, opts: &DecodeOptions) -> Decoded {
-    decode_record_text(raw.get(), index, opts)
+    let buf = Arc::new(raw.get().to_string());
+    decode_record_text(&buf, index, opts, &buf)
 }
 
-/// [`decode_record`] of a record's JSON text, by serde_json only.
-fn decode_record_text(raw: &str, index: usize, opts: &DecodeOptions) -> Decoded {
+/// [`decode_record`] of a record's JSON text (part of `buf`), by serde_json only.
+fn decode_record_text(raw: &str, index: usize, opts: &DecodeOptions, buf: &Arc<String>) -> Decoded {
     let mut ident = Identity::default();
-    let result = decode_record_inner(raw, opts, &mut ident);
+    let result = decode_record_inner(raw, opts, &mut ident, buf);
     outcome(result, ident, raw, index)
 }
 
@@ -458,6 +492,7 @@ fn decode_scanned(
     scanned: scan::Scanned<'_>,
     index: usize,
     opts: &DecodeOptions,
+    buf: &Arc<String>,
 ) -> Decoded {
     let mut ident = Identity::default();
     let result = match (scanned.kinesis, scanned.stream) {
@@ -475,8 +510,7 @@ fn decode_scanned(
                 Some(stream) => decode_stream(
                     &scanned.fields,
                     &stream,
-                    raw,
-                    Some(scanned.compact),
+                    (raw, buf, Some(scanned.compact)),
                     opts,
                     &mut ident,
                 ),
@@ -510,8 +544,9 @@ fn decode_record_inner(
     raw: &str,
     opts: &DecodeOptions,
     ident: &mut Identity,
+    buf: &Arc<String>,
 ) -> Result<ChangeRecord, RecordError> {
-    if let Some(change) = decode_stream_one_pass(raw, opts, ident) {
+    if let Some(change) = decode_stream_one_pass(raw, opts, ident, buf) {
         return change;
     }
     let outer: RecordShape<'_> =
@@ -534,7 +569,7 @@ fn decode_record_inner(
                     reason: json_error_message(&e),
                 })?;
             let fields = Fields::from(&outer);
-            decode_stream(&fields, &(&stream).into(), raw, None, opts, ident)
+            decode_stream(&fields, &(&stream).into(), (raw, buf, None), opts, ident)
         }
     }
 }
@@ -546,6 +581,7 @@ fn decode_stream_one_pass(
     raw: &str,
     opts: &DecodeOptions,
     ident: &mut Identity,
+    buf: &Arc<String>,
 ) -> Option<Result<ChangeRecord, RecordError>> {
     let outer: RecordShape<'_, StreamRecordShape<'_>> = serde_json::from_str(raw).ok()?;
     if outer.kinesis.is_some() {
@@ -557,20 +593,17 @@ fn decode_stream_one_pass(
     Some(decode_stream(
         &fields,
         &stream.into(),
-        raw,
-        None,
+        (raw, buf, None),
         opts,
         ident,
     ))
 }
 
-/// A DynamoDB Streams record from its parts. `compact` says whether the record holds
-/// no whitespace between tokens, when that is already known.
+/// A DynamoDB Streams record from its parts and its text (see [`RawRecord`]).
 fn decode_stream(
     outer: &Fields<'_>,
     stream: &StreamFields<'_>,
-    raw: &str,
-    compact: Option<bool>,
+    raw: RawRecord<'_>,
     opts: &DecodeOptions,
     ident: &mut Identity,
 ) -> Result<ChangeRecord, RecordError> {
@@ -598,7 +631,7 @@ fn decode_stream(
         table,
         sequence_number.to_string(),
         time_ms,
-        (raw, compact),
+        raw,
         SourceKind::DynamoDbStream,
     )
 }
@@ -635,19 +668,19 @@ fn decode_kinesis(
             e.utf8_error().valid_up_to()
         ),
     })?;
+    let payload = Arc::new(payload);
     if let Some((text, scanned)) = fast.then(|| scan::whole_record(&payload)).flatten() {
         if scanned.kinesis.is_none() {
             let change = KinesisChange {
                 fields: scanned.fields,
                 stream: scanned.stream,
-                text,
-                compact: Some(scanned.compact),
+                raw: (text, &payload, Some(scanned.compact)),
             };
             return change.decode(sequence_number, opts, ident);
         }
     }
     let payload_raw: &RawValue =
-        serde_json::from_str(&payload).map_err(|e| RecordError::Invalid {
+        serde_json::from_str(payload.as_str()).map_err(|e| RecordError::Invalid {
             field: "kinesis.data",
             reason: format!("decoded data is not JSON: {e}"),
         })?;
@@ -670,8 +703,7 @@ fn decode_kinesis(
     let change = KinesisChange {
         fields: Fields::from(&inner),
         stream: Some(StreamFields::from(&stream)),
-        text: payload_raw.get(),
-        compact: None,
+        raw: (payload_raw.get(), &payload, None),
     };
     change.decode(sequence_number, opts, ident)
 }
@@ -680,10 +712,8 @@ fn decode_kinesis(
 struct KinesisChange<'a> {
     fields: Fields<'a>,
     stream: Option<StreamFields<'a>>,
-    /// The change's JSON text.
-    text: &'a str,
-    /// Whether the text holds no whitespace between tokens, when already known.
-    compact: Option<bool>,
+    /// The change's JSON text, part of the decoded data.
+    raw: RawRecord<'a>,
 }
 
 impl KinesisChange<'_> {
@@ -729,32 +759,38 @@ impl KinesisChange<'_> {
             table,
             sequence_number.to_string(),
             time_ms,
-            (self.text, self.compact),
+            self.raw,
             SourceKind::Kinesis,
         )
     }
 }
 
-/// The archive record from a change's parts. `raw_record` is the change's JSON text and
-/// whether it is known to hold no whitespace between tokens.
+/// A change's JSON text, the buffer it is part of (its images too), and whether it is
+/// known to hold no whitespace between tokens.
+type RawRecord<'a> = (&'a str, &'a Arc<String>, Option<bool>);
+
+/// The archive record from a change's parts and text.
 fn build_change(
     outer: &Fields<'_>,
     stream: &StreamFields<'_>,
     table: &str,
     sequence_number: String,
     approximate_creation_time_ms: i64,
-    raw_record: (&str, Option<bool>),
+    raw_record: RawRecord<'_>,
     source: SourceKind,
 ) -> Result<ChangeRecord, RecordError> {
-    let (raw_record, known_compact) = raw_record;
+    let (raw_record, buf, known_compact) = raw_record;
     let (record, compact) = match known_compact {
-        Some(true) => (raw_record.to_string(), true),
+        Some(true) => (JsonText::within(buf, raw_record), true),
         _ => {
             let record = minify_json(raw_record);
             // No whitespace between tokens in the whole record: its images need no
             // minifying.
-            let compact = record.len() == raw_record.len();
-            (record, compact)
+            if record.len() == raw_record.len() {
+                (JsonText::within(buf, raw_record), true)
+            } else {
+                (JsonText::from(record), false)
+            }
         }
     };
     let event_id = outer
@@ -778,14 +814,15 @@ fn build_change(
     crate::route::validate_table_name(table).map_err(RecordError::NoTable)?;
     let checked = stream.images_checked;
     let keys = stream.keys.ok_or(RecordError::Missing("dynamodb.Keys"))?;
-    let keys = image_text("dynamodb.Keys", keys, compact, checked)?;
+    let image = |field, raw| image_text(field, raw, compact.then_some(buf), checked);
+    let keys = image("dynamodb.Keys", keys)?;
     let new_image = stream
         .new_image
-        .map(|v| image_text("dynamodb.NewImage", v, compact, checked))
+        .map(|v| image("dynamodb.NewImage", v))
         .transpose()?;
     let old_image = stream
         .old_image
-        .map(|v| image_text("dynamodb.OldImage", v, compact, checked))
+        .map(|v| image("dynamodb.OldImage", v))
         .transpose()?;
     let size_bytes = stream
         .size_bytes
@@ -819,21 +856,20 @@ fn build_change(
     })
 }
 
-/// The image's text, checked as DynamoDB JSON unless `checked`; `compact` says it has
-/// no whitespace between tokens.
+/// The image's text, checked as DynamoDB JSON unless `checked`: a range of `compact`
+/// (the buffer it is part of) when it has no whitespace between tokens, else minified.
 fn image_text(
     field: &'static str,
     raw: &str,
-    compact: bool,
+    compact: Option<&Arc<String>>,
     checked: bool,
-) -> Result<String, RecordError> {
+) -> Result<JsonText, RecordError> {
     if !checked {
         dynamo_json::validate_item(raw).map_err(|reason| RecordError::Invalid { field, reason })?;
     }
-    Ok(if compact {
-        raw.to_string()
-    } else {
-        minify_json(raw)
+    Ok(match compact {
+        Some(buf) => JsonText::within(buf, raw),
+        None => JsonText::from(minify_json(raw)),
     })
 }
 
@@ -912,7 +948,8 @@ mod tests {
         let opts = DecodeOptions::default();
         let fast = format!("{:?}", decode_input(text.as_bytes(), "t", &opts));
         let unmarked = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let general = format!("{:?}", decode_text_general(unmarked, "t", &opts));
+        let buf = Arc::new(unmarked.to_string());
+        let general = format!("{:?}", decode_text_general(&buf, "t", &opts, &buf));
         (fast, general)
     }
 

@@ -176,7 +176,11 @@ pub fn rejected_file(
 pub fn record_set_digest(records: &[ChangeRecord]) -> String {
     let mut h = Sha256::new();
     for r in records {
-        for part in [&r.event_id, &r.sequence_number, &r.record] {
+        for part in [
+            r.event_id.as_str(),
+            r.sequence_number.as_str(),
+            r.record.as_str(),
+        ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }

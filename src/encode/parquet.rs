@@ -86,11 +86,11 @@ pub fn standard_columns(records: &[ChangeRecord]) -> Vec<ArrayRef> {
     let mut keys = StringBuilder::with_capacity(n, text_bytes(|r| r.keys.len()));
     let mut new_image = StringBuilder::with_capacity(
         n,
-        text_bytes(|r| r.new_image.as_ref().map_or(0, String::len)),
+        text_bytes(|r| r.new_image.as_ref().map_or(0, |t| t.len())),
     );
     let mut old_image = StringBuilder::with_capacity(
         n,
-        text_bytes(|r| r.old_image.as_ref().map_or(0, String::len)),
+        text_bytes(|r| r.old_image.as_ref().map_or(0, |t| t.len())),
     );
     let mut record = StringBuilder::with_capacity(n, text_bytes(|r| r.record.len()));
     for r in records {

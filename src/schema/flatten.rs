@@ -594,8 +594,8 @@ mod tests {
 
     fn record(event: EventName, image: &str) -> ChangeRecord {
         let (new_image, old_image) = match event {
-            EventName::Remove => (None, Some(image.to_string())),
-            _ => (Some(image.to_string()), None),
+            EventName::Remove => (None, Some(image.into())),
+            _ => (Some(image.into()), None),
         };
         ChangeRecord {
             event_id: "e1".into(),

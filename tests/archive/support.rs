@@ -45,7 +45,7 @@ pub fn archive(settings: &Settings, inputs: &[(&str, &[u8])]) -> Summary {
         let sink = Arc::new(LocalDirSink::new(&settings.dest));
         let mut a = Archiver::new(settings, sink).unwrap();
         for (name, bytes) in inputs {
-            a.ingest(bytes, name).await;
+            a.ingest(*bytes, name).await;
         }
         a.finish().await
     })
