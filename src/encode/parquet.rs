@@ -144,28 +144,109 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Writes one record batch as a complete Parquet file.
-pub fn write_file(batch: &RecordBatch) -> Result<Vec<u8>, Error> {
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))
-        .map_err(Error::Parquet)?;
-    writer.write(batch).map_err(Error::Parquet)?;
-    writer.into_inner().map_err(Error::Parquet)
-}
+/// Changes are handed to the Parquet writer in Arrow batches of about this many bytes
+/// of JSON text: the writer encodes each batch at once, so the Arrow columns of a whole
+/// file are never held together, and each batch's memory is reused by the next.
+const CHUNK_BYTES: usize = 1 << 20;
 
-/// Encodes changes as a Parquet file with the standard columns, then the typed columns
-/// and `type_errors` of `schema` when given.
+/// Encodes changes as a Parquet file (one row group) with the standard columns, then
+/// the typed columns and `type_errors` of `schema` when given.
 pub fn encode(records: &[ChangeRecord], schema: Option<&TableSchema>) -> Result<Vec<u8>, Error> {
-    let batch = match schema {
-        None => RecordBatch::try_new(standard_schema(), standard_columns(records)),
+    let arrow_schema = match schema {
+        None => standard_schema(),
         Some(s) => {
             let mut fields = standard_fields();
             fields.extend(s.arrow_fields());
-            let mut columns = standard_columns(records);
-            columns
-                .extend(crate::schema::flatten::typed_columns(s, records).map_err(Error::Arrow)?);
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            Arc::new(Schema::new(fields))
+        }
+    };
+    let mut writer = ArrowWriter::try_new(
+        Vec::new(),
+        Arc::clone(&arrow_schema),
+        Some(writer_properties()),
+    )
+    .map_err(Error::Parquet)?;
+    let mut rest = records;
+    while !rest.is_empty() {
+        let mut bytes = 0;
+        let take = rest
+            .iter()
+            .position(|r| {
+                bytes += r.approx_bytes();
+                bytes >= CHUNK_BYTES
+            })
+            .map_or(rest.len(), |i| i + 1);
+        let (chunk, tail) = rest.split_at(take);
+        rest = tail;
+        let mut columns = standard_columns(chunk);
+        if let Some(s) = schema {
+            columns.extend(crate::schema::flatten::typed_columns(s, chunk).map_err(Error::Arrow)?);
+        }
+        let batch =
+            RecordBatch::try_new(Arc::clone(&arrow_schema), columns).map_err(Error::Arrow)?;
+        writer.write(&batch).map_err(Error::Parquet)?;
+    }
+    writer.into_inner().map_err(Error::Parquet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode_input, DecodeOptions, Decoded};
+    use arrow::array::{Array, StringArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// Changes large enough to need several Arrow batches: all of them come back, in
+    /// order, in one row group.
+    #[test]
+    fn files_larger_than_a_chunk_keep_every_change_in_order() {
+        let filler = "x".repeat(9_000);
+        let records: Vec<String> = (0..300)
+            .map(|i| {
+                format!(
+                    r#"{{"eventID":"e{i}","eventName":"INSERT","tableName":"orders","dynamodb":{{"ApproximateCreationDateTime":1,"Keys":{{"k":{{"N":"{i}"}}}},"NewImage":{{"k":{{"N":"{i}"}},"f":{{"S":"{filler}"}}}},"SequenceNumber":"{i}"}}}}"#
+                )
+            })
+            .collect();
+        let doc = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let changes: Vec<ChangeRecord> =
+            decode_input(doc.as_bytes(), "t", &DecodeOptions::default())
+                .expect("valid")
+                .into_iter()
+                .map(|d| match d {
+                    Decoded::Change(c) => *c,
+                    Decoded::Rejected(r) => panic!("rejected: {:?}", r.error),
+                })
+                .collect();
+        let text: usize = changes.iter().map(ChangeRecord::approx_bytes).sum();
+        assert!(text > 2 * CHUNK_BYTES, "the changes span several chunks");
+        let file = encode(&changes, None).expect("encoded");
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file)).expect("a file");
+        assert_eq!(builder.metadata().num_row_groups(), 1);
+        let mut event_ids = Vec::new();
+        let mut images = Vec::new();
+        for batch in builder.build().expect("a reader") {
+            let batch = batch.expect("a batch");
+            let ids = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("ids");
+            let new = batch
+                .column(9)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("images");
+            for i in 0..batch.num_rows() {
+                event_ids.push(ids.value(i).to_string());
+                images.push(new.value(i).to_string());
+            }
+        }
+        let expected: Vec<String> = (0..300).map(|i| format!("e{i}")).collect();
+        assert_eq!(event_ids, expected);
+        for (change, image) in changes.iter().zip(&images) {
+            assert_eq!(change.new_image.as_deref(), Some(image.as_str()));
         }
     }
-    .map_err(Error::Arrow)?;
-    write_file(&batch)
 }
