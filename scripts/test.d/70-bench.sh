@@ -10,3 +10,7 @@ ensure_gnu_time
 cargo build --bin ddb-archiver
 log "bench/run.py --smoke"
 python bench/run.py --smoke --bin "$ROOT/target/debug/ddb-archiver"
+# The criterion stage benches, each run once in test mode (a check that they still work,
+# not a timing; `cargo bench --bench stages` times them).
+log "cargo test --bench stages"
+BENCH_PYTHON=python cargo test --bench stages
