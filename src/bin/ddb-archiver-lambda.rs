@@ -3,13 +3,16 @@
 //! client is built once, at init; each invocation archives one DynamoDB Streams or
 //! Kinesis event and answers with `batchItemFailures`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use anyhow::Context as _;
+use bytes::Bytes;
 use ddb_archiver::lambda::{self, Function};
 use ddb_archiver::settings::Settings;
-use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::value::RawValue;
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{layers, service_fn, LambdaEvent, LambdaInvocation, Runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -32,18 +35,81 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             return Err(e.into());
         }
     };
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
+    let bodies = EventBodies::default();
+    let handler_bodies = bodies.clone();
+    let handler = service_fn(move |event: LambdaEvent<()>| {
         let function = Arc::clone(&function);
+        let body = handler_bodies.take(&event.context.request_id);
         async move {
             let deadline =
                 lambda::write_deadline(event.context.deadline(), std::time::SystemTime::now());
-            // The event's text becomes the archiver's input without a copy.
-            let payload = Box::<str>::from(event.payload).into_string().into_bytes();
-            let outcome = function.handle(payload, deadline).await?;
+            let payload = body.ok_or("the invocation's event body was not kept")?;
+            let outcome = function.handle(Vec::from(payload), deadline).await?;
             Ok::<_, lambda_runtime::Error>(outcome.response)
         }
-    }))
-    .await
+    });
+    Runtime::new(handler)
+        .layer(TakeEventBody { bodies })
+        .layer(layers::TracingLayer::new())
+        .run()
+        .await
+}
+
+/// Event bodies taken from invocations before the runtime parses them, by request ID.
+#[derive(Clone, Default)]
+struct EventBodies(Arc<Mutex<HashMap<String, Bytes>>>);
+
+impl EventBodies {
+    fn put(&self, request_id: String, body: Bytes) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(request_id, body);
+    }
+
+    fn take(&self, request_id: &str) -> Option<Bytes> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(request_id)
+    }
+}
+
+/// Takes each invocation's body (the event's JSON text) and leaves `null` in its place:
+/// the runtime then parses only `null` for the handler's `LambdaEvent<()>`, and the
+/// archiver decodes the event in its own single pass, without a copy. Otherwise the
+/// runtime would parse and copy the whole event (up to 6 MB) once more.
+struct TakeEventBody {
+    bodies: EventBodies,
+}
+
+impl<S> Layer<S> for TakeEventBody {
+    type Service = TakeEventBodyService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TakeEventBodyService {
+            inner,
+            bodies: self.bodies.clone(),
+        }
+    }
+}
+
+/// The service of [`TakeEventBody`].
+struct TakeEventBodyService<S> {
+    inner: S,
+    bodies: EventBodies,
+}
+
+impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for TakeEventBodyService<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut invocation: LambdaInvocation) -> Self::Future {
+        let body = std::mem::replace(&mut invocation.body, Bytes::from_static(b"null"));
+        self.bodies.put(invocation.context.request_id.clone(), body);
+        self.inner.call(invocation)
+    }
 }
 
 async fn init() -> anyhow::Result<Function> {
