@@ -1,8 +1,9 @@
 //! Criterion benches of the pipeline's stages on a maximum (6 MB) Lambda batch made by
 //! `bench/gen.py`: decode (DynamoDB Streams and Kinesis events), encode Parquet, encode
-//! gzip JSON lines. Set `BENCH_EVENT` to a file to use another event (DynamoDB Streams
-//! stages only); `BENCH_PYTHON` names the Python that runs the generator (default
-//! `python3`).
+//! gzip JSON lines, and, for comparison, the parse of a whole event that the Lambda
+//! runtime would do before the handler. Set `BENCH_EVENT` to a file to use another event
+//! (DynamoDB Streams stages only); `BENCH_PYTHON` names the Python that runs the
+//! generator (default `python3`).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::process::Command;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ddb_archiver::decode::{decode_input, ChangeRecord, DecodeOptions, Decoded};
 use ddb_archiver::encode::{jsonl, parquet};
+use serde_json::value::RawValue;
 
 /// The generated event of `kind` (`stream` or `kinesis`), as bytes.
 fn event(kind: &str) -> Vec<u8> {
@@ -59,6 +61,11 @@ fn stages(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(kinesis.len() as u64));
     g.bench_function("kinesis_6mb", |b| {
         b.iter(|| decode_input(black_box(&kinesis), "bench", &opts))
+    });
+    // The parse of the whole event into a raw value that the Lambda runtime would do
+    // before the handler; the function skips it (see src/bin/ddb-archiver-lambda.rs).
+    g.bench_function("runtime_parse_stream_6mb", |b| {
+        b.iter(|| serde_json::from_slice::<Box<RawValue>>(black_box(&stream)))
     });
     g.finish();
 
