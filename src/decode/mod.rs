@@ -258,9 +258,6 @@ fn decode_text_general(
     opts: &DecodeOptions,
     buf: &Arc<String>,
 ) -> Result<Vec<Decoded>, DocumentError> {
-    if let Some(out) = decode_events_one_pass(text, opts, buf) {
-        return Ok(out);
-    }
     let mut docs = Vec::new();
     for doc in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
         let doc = doc.map_err(|e| DocumentError::Json {
@@ -293,30 +290,6 @@ fn decode_text_general(
         );
     }
     Ok(out)
-}
-
-/// Every document an object with a `Records` array, split by serde_json: the same
-/// outcome as the rest of [`decode_text_general`], which runs instead whenever this
-/// returns `None` (invalid JSON, a bare record, anything unexpected), so that errors are
-/// found and named exactly as there.
-fn decode_events_one_pass(
-    text: &str,
-    opts: &DecodeOptions,
-    buf: &Arc<String>,
-) -> Option<Vec<Decoded>> {
-    let mut out = Vec::new();
-    let mut documents = 0;
-    for doc in serde_json::Deserializer::from_str(text).into_iter::<DocumentShape<'_>>() {
-        let records = doc.ok()?.records?;
-        documents += 1;
-        out.extend(
-            records
-                .into_iter()
-                .enumerate()
-                .map(|(i, raw)| decode_record_text(raw.get(), i, opts, buf)),
-        );
-    }
-    (documents > 0).then_some(out)
 }
 
 /// The message of a serde_json error without its position suffix.
@@ -360,11 +333,9 @@ struct UserIdentity<'a> {
     principal_id: Option<Cow<'a, str>>,
 }
 
-/// A change record's fields; `D` is how its `dynamodb` part is read (kept raw, or
-/// read in the same pass as [`StreamRecordShape`]).
+/// A change record's fields, its `dynamodb` part kept raw.
 #[derive(Deserialize)]
-#[serde(bound(deserialize = "D: Deserialize<'de>"))]
-struct RecordShape<'a, D = &'a RawValue> {
+struct RecordShape<'a> {
     #[serde(rename = "eventID", borrow, default)]
     event_id: Option<Cow<'a, str>>,
     #[serde(rename = "eventName", borrow, default)]
@@ -375,8 +346,8 @@ struct RecordShape<'a, D = &'a RawValue> {
     table_name: Option<Cow<'a, str>>,
     #[serde(rename = "userIdentity", borrow, default)]
     user_identity: Option<UserIdentity<'a>>,
-    #[serde(default)]
-    dynamodb: Option<D>,
+    #[serde(borrow, default)]
+    dynamodb: Option<&'a RawValue>,
     #[serde(borrow, default)]
     kinesis: Option<KinesisShape<'a>>,
 }
@@ -420,8 +391,8 @@ struct Fields<'a> {
     principal_id: Option<Cow<'a, str>>,
 }
 
-impl<'a, D> From<&RecordShape<'a, D>> for Fields<'a> {
-    fn from(r: &RecordShape<'a, D>) -> Self {
+impl<'a> From<&RecordShape<'a>> for Fields<'a> {
+    fn from(r: &RecordShape<'a>) -> Self {
         Fields {
             event_id: r.event_id.clone(),
             event_name: r.event_name.clone(),
@@ -546,9 +517,6 @@ fn decode_record_inner(
     ident: &mut Identity,
     buf: &Arc<String>,
 ) -> Result<ChangeRecord, RecordError> {
-    if let Some(change) = decode_stream_one_pass(raw, opts, ident, buf) {
-        return change;
-    }
     let outer: RecordShape<'_> =
         serde_json::from_str(raw).map_err(|e| RecordError::Shape(json_error_message(&e)))?;
     match outer.kinesis {
@@ -572,31 +540,6 @@ fn decode_record_inner(
             decode_stream(&fields, &(&stream).into(), (raw, buf, None), opts, ident)
         }
     }
-}
-
-/// The usual DynamoDB Streams record, read in one pass by serde_json. `None` when it is
-/// anything else (a Kinesis record, no `dynamodb` part, a field of the wrong type): the
-/// rest of [`decode_record_inner`] then reads it and names what is wrong.
-fn decode_stream_one_pass(
-    raw: &str,
-    opts: &DecodeOptions,
-    ident: &mut Identity,
-    buf: &Arc<String>,
-) -> Option<Result<ChangeRecord, RecordError>> {
-    let outer: RecordShape<'_, StreamRecordShape<'_>> = serde_json::from_str(raw).ok()?;
-    if outer.kinesis.is_some() {
-        return None;
-    }
-    let stream = outer.dynamodb.as_ref()?;
-    ident.event_id = outer.event_id.as_deref().map(str::to_string);
-    let fields = Fields::from(&outer);
-    Some(decode_stream(
-        &fields,
-        &stream.into(),
-        (raw, buf, None),
-        opts,
-        ident,
-    ))
 }
 
 /// A DynamoDB Streams record from its parts and its text (see [`RawRecord`]).
