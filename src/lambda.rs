@@ -16,7 +16,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 
 use crate::pipeline::Archiver;
 use crate::report::{FailedFile, Summary};
-use crate::settings::{Destination, Settings, SettingsError};
+use crate::settings::{Location, Setting, Settings, SettingsError};
 use crate::sink::{ObjectSink, PutOutcome};
 
 /// Writes stop this long before the invocation's deadline, leaving time to answer.
@@ -181,13 +181,13 @@ pub fn write_deadline(deadline: SystemTime, now: SystemTime) -> Option<Instant> 
 
 /// Checks the settings for the function: everything [`Settings::validate`] checks, and
 /// an `s3://` destination (a Lambda function's disk does not outlive it).
-pub fn validate_settings(settings: &Settings) -> Result<Destination, SettingsError> {
+pub fn validate_settings(settings: &Settings) -> Result<Location, SettingsError> {
     settings.validate()?;
     let dest = settings.destination()?;
     match dest {
-        Destination::S3 { .. } => Ok(dest),
-        Destination::Local(_) => Err(SettingsError {
-            name: "ARCHIVE_DEST",
+        Location::S3 { .. } => Ok(dest),
+        Location::Local(_) => Err(SettingsError {
+            setting: Setting::Dest,
             reason: format!(
                 "the Lambda function needs an s3://bucket/prefix destination, not {:?}",
                 settings.dest
@@ -295,13 +295,11 @@ mod tests {
     use crate::sink::SinkError;
 
     fn settings(dest: &str) -> Settings {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct P {
-            #[command(flatten)]
-            s: Settings,
+        Settings {
+            dest: dest.to_string(),
+            format: crate::encode::Format::JsonlGz,
+            ..Settings::default()
         }
-        P::parse_from(["x", "--dest", dest, "--format", "jsonl.gz"]).s
     }
 
     /// Fault injection: fails puts of keys containing `fail` (a table name), passes the

@@ -3,8 +3,11 @@
 //!
 //! The modules follow the data flow: [`decode`] → [`route`] → [`buffer`] → [`encode`] →
 //! [`sink`] → [`report`], driven by [`pipeline`] with [`settings`]; [`lambda`] holds the
-//! Lambda function's logic.
+//! Lambda function's logic. [`archive`] reads back what was written, for [`replay`] and
+//! [`schema`] inference; [`aws`] builds every AWS client.
 
+pub mod archive;
+pub mod aws;
 pub mod buffer;
 pub mod decode;
 pub mod encode;

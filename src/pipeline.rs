@@ -238,7 +238,7 @@ impl Archiver {
             Err(e) => self.summary.failed_files.push(FailedFile {
                 location: self
                     .sink
-                    .location(&crate::route::rejected_path(self.processing_date)),
+                    .location(&crate::archive::key::rejected_path(self.processing_date)),
                 records: count,
                 first_index,
                 first_sequence_number,
@@ -440,13 +440,10 @@ mod tests {
 
     #[tokio::test]
     async fn writes_run_concurrently_within_the_bound_and_report_in_order() {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct P {
-            #[command(flatten)]
-            s: Settings,
-        }
-        let settings = P::parse_from(["x", "--format", "jsonl.gz"]).s;
+        let settings = Settings {
+            format: Format::JsonlGz,
+            ..Settings::default()
+        };
         let sink = Arc::new(Slow::default());
         let mut archiver = Archiver::new(&settings, sink.clone()).unwrap();
         let records: Vec<String> = (0..10)

@@ -2,12 +2,9 @@
 //! the UTC day of its own event time (`approximate_creation_time`), never the time it
 //! was processed.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::decode::ChangeRecord;
-
-/// The folder under the destination that holds rejected records.
-pub const REJECTED_DIR: &str = "_rejected";
 
 /// A table and a UTC day: one Hive partition of the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,29 +28,13 @@ impl PartitionKey {
     /// The partition's path relative to the destination, with a trailing slash:
     /// `<table>/year=YYYY/month=MM/day=DD/`.
     pub fn path(&self) -> String {
-        format!("{}/{}", self.table, hive_date_path(self.date))
+        crate::archive::key::partition_path(&self.table, self.date)
     }
-}
-
-/// `year=YYYY/month=MM/day=DD/` for a date.
-pub fn hive_date_path(date: NaiveDate) -> String {
-    format!(
-        "year={:04}/month={:02}/day={:02}/",
-        date.year(),
-        date.month(),
-        date.day()
-    )
 }
 
 /// The UTC calendar day of a millisecond epoch timestamp.
 pub fn utc_date(epoch_ms: i64) -> Option<NaiveDate> {
     DateTime::<Utc>::from_timestamp_millis(epoch_ms).map(|t| t.date_naive())
-}
-
-/// The partition of rejected records for a processing date:
-/// `_rejected/year=YYYY/month=MM/day=DD/`.
-pub fn rejected_path(processing_date: NaiveDate) -> String {
-    format!("{REJECTED_DIR}/{}", hive_date_path(processing_date))
 }
 
 /// Checks a table name against DynamoDB's rules (3 to 255 characters of `a-z`, `A-Z`,
@@ -99,11 +80,5 @@ mod tests {
         for bad in ["ab", "{{{table}}}", "a/b", "../x", "...", "tab le", ""] {
             assert!(validate_table_name(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn rejected_partition() {
-        let d = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
-        assert_eq!(rejected_path(d), "_rejected/year=2026/month=03/day=04/");
     }
 }

@@ -1,6 +1,7 @@
-//! Settings: one struct read from command-line flags with environment-variable
-//! fallbacks (the CLI) or from environment variables alone (the Lambda function), and
-//! validated once into the values the pipeline uses.
+//! Settings: the archiver's configuration as one plain struct, validated once into the
+//! values the pipeline uses. The binaries read it from their own flags and environment
+//! variables and name those in errors: a [`SettingsError`] names the [`Setting`], not a
+//! flag.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,19 +9,67 @@ use std::time::Duration;
 use crate::buffer::Thresholds;
 use crate::encode::Format;
 
+/// The archiver's settings, as named in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// [`Settings::dest`].
+    Dest,
+    /// [`Settings::format`].
+    Format,
+    /// [`Settings::table`].
+    Table,
+    /// [`Settings::max_file_bytes`].
+    MaxFileBytes,
+    /// [`Settings::max_file_records`].
+    MaxFileRecords,
+    /// [`Settings::max_file_age_secs`].
+    MaxFileAgeSecs,
+    /// [`Settings::max_buffer_bytes`].
+    MaxBufferBytes,
+    /// [`Settings::kms_key_id`].
+    KmsKeyId,
+    /// [`Settings::schemas`].
+    Schemas,
+}
+
+impl Setting {
+    /// The setting's field name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::Dest => "dest",
+            Setting::Format => "format",
+            Setting::Table => "table",
+            Setting::MaxFileBytes => "max_file_bytes",
+            Setting::MaxFileRecords => "max_file_records",
+            Setting::MaxFileAgeSecs => "max_file_age_secs",
+            Setting::MaxBufferBytes => "max_buffer_bytes",
+            Setting::KmsKeyId => "kms_key_id",
+            Setting::Schemas => "schemas",
+        }
+    }
+}
+
 /// A setting that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid setting {name}: {reason}")]
+#[error("invalid setting {}: {reason}", setting.name())]
 pub struct SettingsError {
-    /// The flag and environment variable.
-    pub name: &'static str,
+    /// The setting.
+    pub setting: Setting,
     /// What is wrong with it.
     pub reason: String,
 }
 
-/// Where the archive goes.
+/// A location string that is neither a directory path nor an `s3://` URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct LocationError {
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Where an archive is: written to (the destination) or read from (a source).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
+pub enum Location {
     /// A local directory.
     Local(PathBuf),
     /// An S3 bucket and key prefix (empty, or ending in `/`).
@@ -32,13 +81,10 @@ pub enum Destination {
     },
 }
 
-impl Destination {
+impl Location {
     /// Parses `s3://bucket/prefix` or a directory path.
-    pub fn parse(s: &str) -> Result<Self, SettingsError> {
-        let bad = |reason: String| SettingsError {
-            name: "--dest / ARCHIVE_DEST",
-            reason,
-        };
+    pub fn parse(s: &str) -> Result<Self, LocationError> {
+        let bad = |reason: String| LocationError { reason };
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -48,7 +94,7 @@ impl Destination {
             if !prefix.is_empty() {
                 prefix.push('/');
             }
-            return Ok(Destination::S3 {
+            return Ok(Location::S3 {
                 bucket: bucket.to_string(),
                 prefix,
             });
@@ -61,109 +107,97 @@ impl Destination {
                 "{s:?}: only local directories and s3:// URLs are supported"
             )));
         }
-        Ok(Destination::Local(PathBuf::from(s)))
+        Ok(Location::Local(PathBuf::from(s)))
     }
 }
 
-impl std::fmt::Display for Destination {
+impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Destination::Local(p) => write!(f, "{}", p.display()),
-            Destination::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }
 
-/// Archive settings shared by the CLI and the Lambda function. Every field is a flag
-/// and an environment variable.
-#[derive(Debug, Clone, clap::Args)]
+/// Archive settings shared by the CLI and the Lambda function.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Destination: a local directory or `s3://bucket/prefix`.
-    #[arg(long, env = "ARCHIVE_DEST", default_value = "./archive")]
+    /// Location: a local directory or `s3://bucket/prefix`.
     pub dest: String,
-
     /// File format of archived changes.
-    #[arg(long, env = "ARCHIVE_FORMAT", value_enum, default_value_t = Format::Parquet)]
     pub format: Format,
-
     /// Table name for records whose event does not name one (DynamoDB Streams
     /// `GetRecords` responses have no `eventSourceARN`).
-    #[arg(long, env = "ARCHIVE_TABLE")]
     pub table: Option<String>,
-
     /// Largest file, in bytes of buffered change records, before a new file starts.
-    #[arg(long, env = "ARCHIVE_MAX_FILE_BYTES", default_value_t = Thresholds::default().max_file_bytes)]
     pub max_file_bytes: usize,
-
     /// Most records in one file.
-    #[arg(long, env = "ARCHIVE_MAX_FILE_RECORDS", default_value_t = Thresholds::default().max_file_records)]
     pub max_file_records: usize,
-
     /// Seconds a buffered change may wait before its file is written (long-running
     /// inputs such as stdin; a Lambda invocation always writes everything before it
     /// returns).
-    #[arg(long, env = "ARCHIVE_MAX_FILE_AGE_SECS", default_value_t = Thresholds::default().max_file_age.as_secs())]
     pub max_file_age_secs: u64,
-
     /// Most bytes buffered across all partitions; past it the largest partition's file
     /// is written early.
-    #[arg(long, env = "ARCHIVE_MAX_BUFFER_BYTES", default_value_t = Thresholds::default().max_buffer_bytes)]
     pub max_buffer_bytes: usize,
-
     /// KMS key (ID, ARN or alias) to encrypt S3 objects with (SSE-KMS); without it the
     /// bucket's default encryption applies. Only for `s3://` destinations.
-    #[arg(long, env = "ARCHIVE_KMS_KEY_ID")]
     pub kms_key_id: Option<String>,
-
     /// Directory of schema files (`<name>.json`, one per DynamoDB table): Parquet files
     /// of those tables also carry their typed columns and `type_errors`.
-    #[arg(long, env = "ARCHIVE_SCHEMAS", value_name = "DIR")]
     pub schemas: Option<PathBuf>,
 }
 
-impl Settings {
-    /// Reads the settings from environment variables alone (the Lambda function).
-    pub fn from_env() -> Result<Self, clap::Error> {
-        use clap::{Args, FromArgMatches};
-        let cmd = Settings::augment_args(clap::Command::new("ddb-archiver-lambda"));
-        let matches = cmd.try_get_matches_from(["ddb-archiver-lambda"])?;
-        Settings::from_arg_matches(&matches)
-    }
+/// The default destination: a local directory.
+pub const DEFAULT_DEST: &str = "./archive";
 
+impl Default for Settings {
+    fn default() -> Self {
+        let t = Thresholds::default();
+        Settings {
+            dest: DEFAULT_DEST.to_string(),
+            format: Format::Parquet,
+            table: None,
+            max_file_bytes: t.max_file_bytes,
+            max_file_records: t.max_file_records,
+            max_file_age_secs: t.max_file_age.as_secs(),
+            max_buffer_bytes: t.max_buffer_bytes,
+            kms_key_id: None,
+            schemas: None,
+        }
+    }
+}
+
+impl Settings {
     /// The destination, parsed.
-    pub fn destination(&self) -> Result<Destination, SettingsError> {
-        Destination::parse(&self.dest)
+    pub fn destination(&self) -> Result<Location, SettingsError> {
+        Location::parse(&self.dest).map_err(|e| SettingsError {
+            setting: Setting::Dest,
+            reason: e.reason,
+        })
     }
 
     /// The buffer thresholds, checked.
     pub fn thresholds(&self) -> Result<Thresholds, SettingsError> {
-        let positive = |name: &'static str, v: u64| {
+        let positive = |setting: Setting, v: u64| {
             if v == 0 {
                 Err(SettingsError {
-                    name,
+                    setting,
                     reason: "must be greater than 0".to_string(),
                 })
             } else {
                 Ok(())
             }
         };
-        positive(
-            "--max-file-bytes / ARCHIVE_MAX_FILE_BYTES",
-            self.max_file_bytes as u64,
-        )?;
-        positive(
-            "--max-file-records / ARCHIVE_MAX_FILE_RECORDS",
-            self.max_file_records as u64,
-        )?;
-        positive(
-            "--max-file-age-secs / ARCHIVE_MAX_FILE_AGE_SECS",
-            self.max_file_age_secs,
-        )?;
+        positive(Setting::MaxFileBytes, self.max_file_bytes as u64)?;
+        positive(Setting::MaxFileRecords, self.max_file_records as u64)?;
+        positive(Setting::MaxFileAgeSecs, self.max_file_age_secs)?;
         if self.max_buffer_bytes < self.max_file_bytes {
             return Err(SettingsError {
-                name: "--max-buffer-bytes / ARCHIVE_MAX_BUFFER_BYTES",
+                setting: Setting::MaxBufferBytes,
                 reason: format!(
-                    "{} is below --max-file-bytes ({})",
+                    "{} is below the largest file size ({})",
                     self.max_buffer_bytes, self.max_file_bytes
                 ),
             });
@@ -176,12 +210,12 @@ impl Settings {
         })
     }
 
-    /// The schema files of `--schemas`, read and validated (none without it).
+    /// The schema files of [`Settings::schemas`], read and validated (none without it).
     pub fn schemas(&self) -> Result<crate::schema::SchemaSet, SettingsError> {
         match &self.schemas {
             None => Ok(crate::schema::SchemaSet::default()),
             Some(dir) => crate::schema::SchemaSet::load_dir(dir).map_err(|e| SettingsError {
-                name: "--schemas / ARCHIVE_SCHEMAS",
+                setting: Setting::Schemas,
                 reason: e.to_string(),
             }),
         }
@@ -192,22 +226,20 @@ impl Settings {
         self.destination()?;
         self.thresholds()?;
         if let Some(k) = &self.kms_key_id {
+            let bad = |reason: &str| SettingsError {
+                setting: Setting::KmsKeyId,
+                reason: reason.to_string(),
+            };
             if k.trim().is_empty() {
-                return Err(SettingsError {
-                    name: "--kms-key-id / ARCHIVE_KMS_KEY_ID",
-                    reason: "empty".to_string(),
-                });
+                return Err(bad("empty"));
             }
-            if matches!(self.destination()?, Destination::Local(_)) {
-                return Err(SettingsError {
-                    name: "--kms-key-id / ARCHIVE_KMS_KEY_ID",
-                    reason: "only applies to s3:// destinations".to_string(),
-                });
+            if matches!(self.destination()?, Location::Local(_)) {
+                return Err(bad("only applies to s3:// destinations"));
             }
         }
         if let Some(t) = &self.table {
             crate::route::validate_table_name(t).map_err(|reason| SettingsError {
-                name: "--table / ARCHIVE_TABLE",
+                setting: Setting::Table,
                 reason,
             })?;
         }
@@ -222,24 +254,24 @@ mod tests {
     #[test]
     fn destinations() {
         assert_eq!(
-            Destination::parse("s3://b/p/q/").unwrap(),
-            Destination::S3 {
+            Location::parse("s3://b/p/q/").unwrap(),
+            Location::S3 {
                 bucket: "b".into(),
                 prefix: "p/q/".into()
             }
         );
         assert_eq!(
-            Destination::parse("s3://b").unwrap(),
-            Destination::S3 {
+            Location::parse("s3://b").unwrap(),
+            Location::S3 {
                 bucket: "b".into(),
                 prefix: String::new()
             }
         );
-        assert!(Destination::parse("s3:///x").is_err());
-        assert!(Destination::parse("gs://x").is_err());
+        assert!(Location::parse("s3:///x").is_err());
+        assert!(Location::parse("gs://x").is_err());
         assert_eq!(
-            Destination::parse("./archive").unwrap(),
-            Destination::Local("./archive".into())
+            Location::parse("./archive").unwrap(),
+            Location::Local("./archive".into())
         );
     }
 }

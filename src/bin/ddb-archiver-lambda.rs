@@ -11,8 +11,12 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use ddb_archiver::lambda::{self, Function};
 use ddb_archiver::settings::Settings;
+
+#[path = "common/settings.rs"]
+mod settings;
 use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{layers, service_fn, LambdaEvent, LambdaInvocation, Runtime};
+use settings::SettingsArgs;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -112,14 +116,29 @@ impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for TakeEventBodySe
     }
 }
 
+/// The settings from environment variables alone (the function has no flags).
+fn settings_from_env() -> anyhow::Result<Settings> {
+    use clap::{Args, FromArgMatches};
+    let cmd = SettingsArgs::augment_args(clap::Command::new("ddb-archiver-lambda"));
+    let matches = cmd
+        .try_get_matches_from(["ddb-archiver-lambda"])
+        .context("reading the settings from the environment")?;
+    Ok(SettingsArgs::from_arg_matches(&matches)
+        .context("reading the settings from the environment")?
+        .to_settings())
+}
+
 async fn init() -> anyhow::Result<Function> {
-    let settings = Settings::from_env().context("reading the settings from the environment")?;
-    let dest = lambda::validate_settings(&settings).context("invalid settings")?;
+    let settings = settings_from_env()?;
+    let invalid = |e: ddb_archiver::settings::SettingsError| {
+        anyhow::anyhow!("invalid settings: {}", settings::describe(&e, true))
+    };
+    let dest = lambda::validate_settings(&settings).map_err(invalid)?;
     let sink = ddb_archiver::sink::open(&dest, settings.kms_key_id.as_deref())
         .await
         .with_context(|| format!("opening {dest}"))?;
     let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
         .unwrap_or_else(|_| "ddb-archiver-lambda".to_string());
     tracing::info!(dest = %dest, format = %settings.format, function = name, "initialised");
-    Ok(Function::new(settings, sink, name)?)
+    Function::new(settings, sink, name).map_err(invalid)
 }

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ddb_archiver::pipeline::Archiver;
-use ddb_archiver::settings::Settings;
+
+#[path = "common/settings.rs"]
+mod settings;
+use settings::{FormatArg, SettingsArgs};
 
 /// Archive DynamoDB change streams as lossless, event-time-partitioned gzip JSON lines
 /// or Parquet.
@@ -122,9 +125,10 @@ struct InferArgs {
     /// DynamoDB table to propose a schema for (needed when the files hold several).
     #[arg(long, value_name = "NAME")]
     table: Option<String>,
-    /// Archive files (`.parquet`, `.json.gz`) or directories to search for them.
-    #[arg(required = true, value_name = "PATH")]
-    paths: Vec<std::path::PathBuf>,
+    /// Archive files (`.parquet`, `.json.gz`), or directories and `s3://bucket/prefix`
+    /// locations to search for them.
+    #[arg(required = true, value_name = "PATH|s3://bucket/prefix")]
+    paths: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,7 +145,7 @@ struct TableArgs {
     location: String,
     /// File format of the archive.
     #[arg(long, value_enum)]
-    format: ddb_archiver::encode::Format,
+    format: FormatArg,
     /// Athena database to create the table in.
     #[arg(long, value_name = "NAME")]
     database: Option<String>,
@@ -153,7 +157,7 @@ struct TableArgs {
 #[derive(Debug, clap::Args)]
 struct ArchiveArgs {
     #[command(flatten)]
-    settings: Settings,
+    settings: SettingsArgs,
 
     /// Print the summary as JSON.
     #[arg(long)]
@@ -199,11 +203,11 @@ fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Archive(args) => runtime.block_on(archive(args)),
         Command::Replay(args) => runtime.block_on(replay(args)),
-        Command::Schema(cmd) => schema(cmd),
+        Command::Schema(cmd) => runtime.block_on(schema(cmd)),
     }
 }
 
-fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
+async fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
     use ddb_archiver::schema::{table::TableDefinition, TableSchema};
     let (args, glue) = match cmd {
         SchemaCommand::Ddl(args) => (args, false),
@@ -211,7 +215,7 @@ fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
         SchemaCommand::Infer(args) => {
             let mut inferrer = ddb_archiver::schema::infer::Inferrer::new(args.table);
             for path in &args.paths {
-                inferrer.add_path(path)?;
+                inferrer.add_location(path).await?;
             }
             println!("{}", serde_json::to_string_pretty(&inferrer.finish()?)?);
             return Ok(ExitCode::SUCCESS);
@@ -226,7 +230,7 @@ fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
     let def = TableDefinition::new(
         &table,
         schema.as_ref(),
-        args.format,
+        args.format.into(),
         &args.location,
         args.database.as_deref(),
         args.table_name.as_deref(),
@@ -236,10 +240,14 @@ fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
-    args.settings.validate()?;
-    let dest = args.settings.destination()?;
-    let sink = ddb_archiver::sink::open(&dest, args.settings.kms_key_id.as_deref()).await?;
-    let mut archiver = Archiver::new(&args.settings, sink)?;
+    let config = args.settings.to_settings();
+    let invalid = |e: ddb_archiver::settings::SettingsError| {
+        anyhow::anyhow!("{}", settings::describe(&e, false))
+    };
+    config.validate().map_err(invalid)?;
+    let dest = config.destination().map_err(invalid)?;
+    let sink = ddb_archiver::sink::open(&dest, config.kms_key_id.as_deref()).await?;
+    let mut archiver = Archiver::new(&config, sink).map_err(invalid)?;
     for file in &args.files {
         let bytes = if file == "-" {
             let mut buf = Vec::new();
@@ -285,7 +293,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         skip_corrupt: args.skip_corrupt,
         memory_budget: args.memory_budget,
     };
-    let source = replay::source::open(&args.source).await?;
+    let source = ddb_archiver::archive::source::open(&args.source, "--source").await?;
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner().with_style(
             indicatif::ProgressStyle::with_template(

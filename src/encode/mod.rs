@@ -7,6 +7,7 @@ pub mod parquet;
 
 use sha2::{Digest, Sha256};
 
+use crate::archive::key::{DataKey, ObjectKey, DIGEST_HEX_DIGITS};
 use crate::buffer::Batch;
 use crate::decode::ChangeRecord;
 use crate::schema::TableSchema;
@@ -44,17 +45,32 @@ pub enum EncodeError {
 }
 
 /// The archive's file formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// Apache Parquet built from Arrow record batches (`.parquet`).
-    #[value(name = "parquet")]
     Parquet,
     /// Gzip-compressed JSON lines (`.json.gz`).
-    #[value(name = "jsonl.gz")]
     JsonlGz,
 }
 
 impl Format {
+    /// Every format.
+    pub const ALL: [Format; 2] = [Format::Parquet, Format::JsonlGz];
+
+    /// The format of an archive object, told by its key's extension; `None` for other
+    /// objects.
+    pub fn of_key(key: &str) -> Option<Self> {
+        Format::ALL.into_iter().find(|f| {
+            key.strip_suffix(f.extension())
+                .is_some_and(|k| k.ends_with('.'))
+        })
+    }
+
+    /// The format of a name as written in settings (`parquet`, `jsonl.gz`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// The file name extension, without the leading dot.
     pub fn extension(self) -> &'static str {
         match self {
@@ -130,13 +146,15 @@ pub fn encode_batch(
             source,
         })?,
     };
-    let digest = record_set_digest(&batch.records);
-    let key = format!(
-        "{partition}{}-{}-{digest}.{}",
-        first.sequence_number,
-        last.sequence_number,
-        format.extension()
-    );
+    let key = DataKey {
+        table: batch.key.table.clone(),
+        date: batch.key.date,
+        first_sequence: first.sequence_number.clone(),
+        last_sequence: last.sequence_number.clone(),
+        digest: record_set_digest(&batch.records),
+        format,
+    }
+    .key();
     Ok(EncodedFile {
         key,
         body,
@@ -153,16 +171,12 @@ pub fn rejected_file(
     records: usize,
     processing_date: chrono::NaiveDate,
 ) -> std::io::Result<EncodedFile> {
-    let digest: String = Sha256::digest(lines)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
     Ok(EncodedFile {
-        key: format!(
-            "{}rejected-{digest}.json.gz",
-            crate::route::rejected_path(processing_date)
-        ),
+        key: ObjectKey::Rejected {
+            date: processing_date,
+            digest: hex_digest(Sha256::digest(lines).as_slice()),
+        }
+        .key(),
         body: jsonl::gzip(lines)?,
         content_type: Format::JsonlGz.content_type(),
         content_encoding: Format::JsonlGz.content_encoding(),
@@ -185,9 +199,13 @@ pub fn record_set_digest(records: &[ChangeRecord]) -> String {
             h.update(part.as_bytes());
         }
     }
-    h.finalize()
-        .iter()
-        .take(8)
+    hex_digest(h.finalize().as_slice())
+}
+
+/// The digest of an object name: the first [`DIGEST_HEX_DIGITS`] hex digits of a hash.
+pub fn hex_digest(hash: &[u8]) -> String {
+    hash.iter()
+        .take(DIGEST_HEX_DIGITS / 2)
         .map(|b| format!("{b:02x}"))
         .collect()
 }

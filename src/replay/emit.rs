@@ -2,7 +2,7 @@
 //! exactly as archived, in stream order, at most `--batch-size` records (up to
 //! [`MAX_BATCH_RECORDS`]) and [`MAX_PAYLOAD_BYTES`] per event.
 
-use super::order::Change;
+use crate::archive::order::Change;
 
 /// The largest batch a Lambda event source mapping delivers.
 pub const MAX_BATCH_RECORDS: usize = 10_000;
@@ -165,6 +165,7 @@ mod tests {
     fn c(id: usize, len: usize) -> Change {
         let pad = "x".repeat(len - 8 - id.to_string().len());
         Change {
+            group: String::new(),
             time_ms: 0,
             sequence_number: id.to_string(),
             event_id: id.to_string(),

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::read::Row;
+use crate::archive::reader::Row;
 use crate::decode::EventName;
 use crate::route::utc_date;
 
@@ -111,36 +111,12 @@ impl Filter {
     }
 }
 
-/// The UTC day of an archive key's `year=YYYY/month=MM/day=DD/` segments.
-pub fn partition_day(key: &str) -> Option<NaiveDate> {
-    let mut parts = key.split('/');
-    let mut find = |name: &str| -> Option<u32> {
-        parts
-            .find_map(|p| p.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-    };
-    let year = find("year=")?;
-    let month = find("month=")?;
-    let day = find("day=")?;
-    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    #[test]
-    fn partition_days() {
-        assert_eq!(
-            partition_day("t_1/year=2026/month=02/day=28/a.parquet"),
-            NaiveDate::from_ymd_opt(2026, 2, 28)
-        );
-        assert_eq!(partition_day("t_1/year=2026/month=02/x.parquet"), None);
-        assert_eq!(partition_day("t_1/year=2026/month=02/day=30/x"), None);
     }
 
     #[test]

@@ -10,8 +10,7 @@ use aws_sdk_lambda::primitives::Blob;
 use serde::Deserialize;
 
 use super::emit::event_json;
-use super::order::Change;
-use super::source::endpoint_override;
+use crate::archive::order::Change;
 
 /// Invocations of one event, the first included, before replay gives up.
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -46,16 +45,14 @@ pub struct InvokeStats {
     pub retries: usize,
 }
 
-/// A Lambda client from the default credential and region chain.
-/// `AWS_ENDPOINT_URL_LAMBDA` or `AWS_ENDPOINT_URL` points it at another Invoke API
-/// (such as `cargo lambda watch`).
+/// A Lambda client from the default credential and region chain, built by
+/// [`crate::aws::lambda`] (`AWS_ENDPOINT_URL_LAMBDA` or `AWS_ENDPOINT_URL` points it at
+/// another Invoke API, such as `cargo lambda watch`).
 pub async fn lambda_client() -> aws_sdk_lambda::Client {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut config = aws_sdk_lambda::config::Builder::from(&shared);
-    if let Some(endpoint) = endpoint_override("AWS_ENDPOINT_URL_LAMBDA") {
-        config = config.endpoint_url(endpoint);
-    }
-    aws_sdk_lambda::Client::from_conf(config.build())
+    crate::aws::lambda(
+        &crate::aws::shared_config().await,
+        &crate::aws::ClientOptions::default(),
+    )
 }
 
 /// Invokes one function with replayed events.
@@ -189,6 +186,7 @@ mod tests {
 
     fn c(seq: &str) -> Change {
         Change {
+            group: String::new(),
             time_ms: 0,
             sequence_number: seq.into(),
             event_id: format!("e{seq}"),

@@ -10,9 +10,6 @@
 pub mod emit;
 pub mod filter;
 pub mod invoke;
-pub mod order;
-pub mod read;
-pub mod source;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,12 +18,13 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::archive::key::{partition_day, partition_path, table_prefix};
+use crate::archive::order::{Change, OrderError, Sorter};
+use crate::archive::reader::{read_rows, CorruptFile, Format, Projection};
+use crate::archive::source::{ArchiveSource, SourceError};
 use emit::Batcher;
-use filter::{partition_day, Filter, FilterError};
+use filter::{Filter, FilterError};
 use invoke::{InvokeError, InvokeStats, Invoker};
-use order::{Change, DaySorter, OrderError};
-use read::{read_rows, CorruptFile, FileKind};
-use source::{ArchiveSource, SourceError};
 
 /// Default memory budget for one day's changes before sorted runs spill to disk.
 pub const DEFAULT_MEMORY_BUDGET: usize = 64 * 1024 * 1024;
@@ -250,14 +248,14 @@ async fn partitions(
         (Some(first), Some(last)) if (last - first).num_days() < 4 * 366 => {
             let mut day = first;
             while day <= last {
-                prefixes.push(format!("{table}/{}", crate::route::hive_date_path(day)));
+                prefixes.push(partition_path(table, day));
                 day = match day.succ_opt() {
                     Some(d) => d,
                     None => break,
                 };
             }
         }
-        _ => prefixes.push(format!("{table}/")),
+        _ => prefixes.push(table_prefix(table)),
     }
     let mut days: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
     for prefix in prefixes {
@@ -288,15 +286,15 @@ impl Run<'_, '_> {
         &mut self,
         source: &dyn ArchiveSource,
         keys: &[String],
-    ) -> Result<DaySorter, ReplayError> {
-        let mut sorter = DaySorter::new(self.opts.memory_budget);
+    ) -> Result<Sorter, ReplayError> {
+        let mut sorter = Sorter::new(self.opts.memory_budget);
         for key in keys {
-            let Some(kind) = FileKind::of(key) else {
+            let Some(format) = Format::of_key(key) else {
                 self.summary.other_files.push(source.location(key));
                 continue;
             };
             let bytes = source.get(key).await?;
-            let rows = match read_rows(kind, bytes, &source.location(key)) {
+            let rows = match read_rows(format, bytes, &source.location(key), Projection::CHANGES) {
                 Ok(rows) => rows,
                 Err(e) if self.opts.skip_corrupt => {
                     tracing::warn!(error = %e, "corrupt file skipped");
@@ -322,6 +320,7 @@ impl Run<'_, '_> {
                         &row.keys,
                     );
                     sorter.push(Change {
+                        group: String::new(),
                         time_ms: row.time_ms,
                         sequence_number: row.sequence_number,
                         event_id: row.event_id,
@@ -341,7 +340,7 @@ impl Run<'_, '_> {
         ));
     }
 
-    async fn emit_day(&mut self, sorter: DaySorter) -> Result<(), ReplayError> {
+    async fn emit_day(&mut self, sorter: Sorter) -> Result<(), ReplayError> {
         self.summary.spilled_runs += sorter.spilled_runs();
         let mut sorted = sorter.into_sorted()?;
         for change in sorted.by_ref() {

@@ -7,11 +7,13 @@
 //! type; anything else (maps, lists, binary sets, mixed types) → `json`. The proposal is
 //! a starting point to edit, validated like any schema file.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+
+use crate::archive::key::REJECTED_DIR;
+use crate::archive::reader::{self, Column, CorruptFile, Format, Projection};
+use crate::archive::source::SourceError;
 
 use super::{TableSchema, PARTITION_COLUMNS, STANDARD_COLUMNS, TYPE_ERRORS_COLUMN};
 
@@ -177,16 +179,6 @@ pub struct Inferrer {
     attributes: Vec<(String, Seen)>,
 }
 
-/// One archived record: its table and images.
-#[derive(Deserialize)]
-struct Archived<'a> {
-    table_name: String,
-    #[serde(borrow)]
-    new_image: Option<&'a RawValue>,
-    #[serde(borrow)]
-    old_image: Option<&'a RawValue>,
-}
-
 impl Inferrer {
     /// Proposes a schema for `table`, or for the only table of the records.
     pub fn new(table: Option<String>) -> Self {
@@ -240,75 +232,49 @@ impl Inferrer {
         }
     }
 
-    /// Adds an archive file, or every `.parquet` and `.json.gz` file under a directory
-    /// (not `_rejected/`).
-    pub fn add_path(&mut self, path: &Path) -> Result<(), InferError> {
-        if !path.is_dir() {
-            return self.add_file(path);
-        }
-        let bad = |e: std::io::Error| InferError::File {
-            file: path.display().to_string(),
-            reason: e.to_string(),
+    /// Adds the archive objects at `location`: one archive file, or every `.parquet` and
+    /// `.json.gz` object under a directory or `s3://bucket/prefix` (not `_rejected/`).
+    pub async fn add_location(&mut self, location: &str) -> Result<(), InferError> {
+        let source_error = |e: SourceError| InferError::File {
+            file: e.location,
+            reason: e.message,
         };
-        let mut entries = std::fs::read_dir(path)
-            .map_err(bad)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
-        entries.sort();
-        for p in entries {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if p.is_dir() && name != crate::route::REJECTED_DIR {
-                self.add_path(&p)?;
-            } else if name.ends_with(".parquet") || name.ends_with(".json.gz") {
-                self.add_file(&p)?;
+        let path = Path::new(location);
+        if !location.starts_with("s3://") && !path.is_dir() {
+            let bytes = std::fs::read(path).map_err(|e| InferError::File {
+                file: location.to_string(),
+                reason: e.to_string(),
+            })?;
+            return self.add_object(location, bytes);
+        }
+        let source = crate::archive::source::open(location, "PATH")
+            .await
+            .map_err(source_error)?;
+        for key in source.list("").await.map_err(source_error)? {
+            let rejected = key.split('/').any(|s| s == REJECTED_DIR);
+            if rejected || Format::of_key(&key).is_none() {
+                continue;
             }
+            let bytes = source.get(&key).await.map_err(source_error)?;
+            self.add_object(&source.location(&key), bytes)?;
         }
         Ok(())
     }
 
-    /// Adds the records of one archive file (`.parquet` or `.json.gz`).
-    pub fn add_file(&mut self, path: &Path) -> Result<(), InferError> {
-        let file = path.display().to_string();
-        let bad = |reason: String| InferError::File {
-            file: file.clone(),
-            reason,
-        };
-        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        if file.ends_with(".json.gz") {
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(&bytes[..])
-                .read_to_string(&mut text)
-                .map_err(|e| bad(e.to_string()))?;
-            for (i, line) in text.lines().enumerate() {
-                let r: Archived =
-                    serde_json::from_str(line).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
-                let images = [
-                    r.new_image.map(RawValue::get),
-                    r.old_image.map(RawValue::get),
-                ];
-                self.add_record(&r.table_name, images.map(|t| t.filter(|t| *t != "null")));
-            }
-            return Ok(());
-        }
-        use arrow::array::AsArray;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            bytes::Bytes::from(bytes),
-        )
-        .and_then(|b| b.build())
-        .map_err(|e| bad(format!("not an archive file (.parquet or .json.gz): {e}")))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| bad(e.to_string()))?;
-            let col = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .and_then(|c| c.as_string_opt::<i32>().cloned())
-                    .ok_or_else(|| bad(format!("no string column {name}")))
-            };
-            let (table, new, old) = (col("table_name")?, col("new_image")?, col("old_image")?);
-            for i in 0..batch.num_rows() {
-                self.add_record(table.value(i), [cell(&new, i), cell(&old, i)]);
-            }
+    /// Adds the records of one archive object (`.parquet` or `.json.gz`, told by its
+    /// name); `location` names it in errors.
+    pub fn add_object(&mut self, location: &str, bytes: Vec<u8>) -> Result<(), InferError> {
+        let format = Format::of_key(location).ok_or_else(|| InferError::File {
+            file: location.to_string(),
+            reason: "not an archive file (.parquet or .json.gz)".to_string(),
+        })?;
+        let projection = Projection::of(&[Column::TableName, Column::NewImage, Column::OldImage]);
+        for row in reader::rows(format, bytes, location, projection).map_err(corrupt)? {
+            let row = row.map_err(corrupt)?;
+            self.add_record(
+                &row.table_name,
+                [row.new_image.as_deref(), row.old_image.as_deref()],
+            );
         }
         Ok(())
     }
@@ -357,9 +323,11 @@ impl Inferrer {
     }
 }
 
-fn cell(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
-    use arrow::array::Array;
-    (!a.is_null(i)).then(|| a.value(i))
+fn corrupt(e: CorruptFile) -> InferError {
+    InferError::File {
+        file: e.location,
+        reason: e.reason,
+    }
 }
 
 /// A column name for an attribute: lowercase, `_` for anything but `a-z0-9_`, `a_` in

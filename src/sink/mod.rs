@@ -48,14 +48,14 @@ pub trait ObjectSink: Send + Sync {
 /// An S3 client is built from the default AWS configuration chain (see
 /// [`s3::S3Sink::client_from_env`]).
 pub async fn open(
-    dest: &crate::settings::Destination,
+    dest: &crate::settings::Location,
     kms_key_id: Option<&str>,
 ) -> Result<std::sync::Arc<dyn ObjectSink>, SinkError> {
     match dest {
-        crate::settings::Destination::Local(path) => {
+        crate::settings::Location::Local(path) => {
             Ok(std::sync::Arc::new(local::LocalDirSink::new(path.clone())))
         }
-        crate::settings::Destination::S3 { bucket, prefix } => {
+        crate::settings::Location::S3 { bucket, prefix } => {
             let options = s3::S3Options {
                 kms_key_id: kms_key_id.map(str::to_string),
                 ..s3::S3Options::default()

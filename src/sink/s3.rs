@@ -12,9 +12,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -25,10 +22,6 @@ use sha2::{Digest, Sha256};
 
 use super::{ObjectSink, PutOutcome, SinkError};
 use crate::encode::EncodedFile;
-
-/// Environment variables that point the S3 client at another endpoint (a local server);
-/// when one is set, requests use path-style addressing.
-pub const ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"];
 
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +77,17 @@ pub struct S3Options {
     pub retry: RetryPolicy,
     /// Longest a single request attempt may take.
     pub attempt_timeout: Duration,
+}
+
+impl S3Options {
+    /// How the sink's client is built: the SDK's retries off (the sink retries with
+    /// [`S3Options::retry`]), and the per-attempt timeout.
+    pub fn client_options(&self) -> crate::aws::ClientOptions {
+        crate::aws::ClientOptions {
+            retries: crate::aws::SdkRetries::Off,
+            attempt_timeout: Some(self.attempt_timeout),
+        }
+    }
 }
 
 impl Default for S3Options {
@@ -285,36 +289,13 @@ impl S3Sink {
         }
     }
 
-    /// A client from the default AWS configuration chain (environment, profile,
-    /// container or instance role), with the SDK's retries off (the sink retries) and,
-    /// when `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` is set, path-style addressing.
+    /// A client from the default AWS configuration chain for these options (see
+    /// [`S3Options::client_options`]), built by [`crate::aws::s3`].
     pub async fn client_from_env(options: &S3Options) -> aws_sdk_s3::Client {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let endpoint_override = ENDPOINT_VARS
-            .iter()
-            .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()));
-        Self::client(&shared, options, endpoint_override)
-    }
-
-    /// A client from a shared AWS configuration, with the SDK's retries off (the sink
-    /// retries), per-attempt timeouts, and path-style addressing if `path_style`.
-    pub fn client(
-        shared: &aws_config::SdkConfig,
-        options: &S3Options,
-        path_style: bool,
-    ) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(shared)
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(options.attempt_timeout)
-                    .build(),
-            )
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .force_path_style(path_style)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        crate::aws::s3(
+            &crate::aws::shared_config().await,
+            &options.client_options(),
+        )
     }
 
     /// The sink's options.
@@ -611,10 +592,9 @@ mod server_tests {
     async fn sink(options: S3Options) -> S3Sink {
         let endpoint = std::env::var("DDB_ARCHIVER_TEST_S3").expect("DDB_ARCHIVER_TEST_S3");
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
             .load()
             .await;
-        let client = S3Sink::client(&shared, &options, true);
+        let client = crate::aws::s3_at(&shared, &options.client_options(), Some(endpoint));
         S3Sink::new(client, BUCKET, "sink/", options)
     }
 
@@ -709,7 +689,6 @@ mod server_tests {
     async fn permanent_errors_are_not_retried_and_name_the_object() {
         let endpoint = std::env::var("DDB_ARCHIVER_TEST_S3").expect("DDB_ARCHIVER_TEST_S3");
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 "sink-test",
                 "not-the-secret",
@@ -720,7 +699,7 @@ mod server_tests {
             .load()
             .await;
         let options = S3Options::default();
-        let client = S3Sink::client(&shared, &options, true);
+        let client = crate::aws::s3_at(&shared, &options.client_options(), Some(endpoint));
         let sink = S3Sink::new(client, BUCKET, "sink/", options);
         let started = Instant::now();
         let err = sink

@@ -65,11 +65,10 @@ fn check(file: &str, expect: Expect) {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for format in FORMATS {
         let dir = tempfile::tempdir().unwrap();
-        let extra: Vec<&str> = match expect.table {
-            Some(t) => vec!["--table", t],
-            None => vec![],
+        let s = Settings {
+            table: expect.table.map(str::to_string),
+            ..settings(dir.path(), format)
         };
-        let s = settings_with(dir.path(), format, &extra);
         let summary = archive(&s, &[(file, &bytes)]);
         assert_eq!(
             summary.archived, expect.archived,
@@ -288,7 +287,10 @@ fn powertools_stream_event_with_table() {
     let file = "powertools-lambda-python__dynamoStreamEvent.json";
     let bytes = std::fs::read(fixtures_dir().join(file)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let s = settings_with(dir.path(), Format::JsonlGz, &["--table", "orders"]);
+    let s = Settings {
+        table: Some("orders".to_string()),
+        ..settings(dir.path(), Format::JsonlGz)
+    };
     let summary = archive(&s, &[(file, &bytes)]);
     assert_eq!(summary.archived, 1);
     assert_eq!(summary.rejected, 1);

@@ -5,35 +5,23 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
 use ddb_archiver::encode::Format;
 use ddb_archiver::pipeline::Archiver;
 use ddb_archiver::report::Summary;
-use ddb_archiver::settings::Settings;
+pub use ddb_archiver::settings::Settings;
 use ddb_archiver::sink::local::LocalDirSink;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/public")
 }
 
-#[derive(clap::Parser)]
-struct Wrapper {
-    #[command(flatten)]
-    settings: Settings,
-}
-
-/// Settings as the CLI would parse them from `--dest DIR --format F` plus `extra` flags.
-pub fn settings_with(dest: &Path, format: Format, extra: &[&str]) -> Settings {
-    use clap::Parser;
-    let dest = dest.display().to_string();
-    let mut args = vec!["ddb-archiver", "--dest", &dest, "--format", format.name()];
-    args.extend_from_slice(extra);
-    Wrapper::parse_from(args).settings
-}
-
+/// The default settings with destination `dest` and `format`.
 pub fn settings(dest: &Path, format: Format) -> Settings {
-    settings_with(dest, format, &[])
+    Settings {
+        dest: dest.display().to_string(),
+        format,
+        ..Settings::default()
+    }
 }
 
 /// Archives `inputs` (name, bytes) with `settings`, returns the summary.
@@ -91,81 +79,36 @@ pub struct Row {
 
 pub fn gunzip(bytes: &[u8]) -> String {
     let mut s = String::new();
-    flate2::read::GzDecoder::new(bytes)
+    flate2::read::MultiGzDecoder::new(bytes)
         .read_to_string(&mut s)
         .unwrap();
     s
 }
 
-fn raw_opt(v: Option<&serde_json::value::RawValue>) -> Option<String> {
-    v.map(|r| r.get().to_string()).filter(|s| s != "null")
-}
-
-/// Reads the rows of one archive file of either format.
+/// Reads the rows of one archive file of either format, through the library's reader
+/// (Python's pyarrow and DuckDB read the same files independently in the full test
+/// command).
 pub fn read_rows(name: &str, bytes: &[u8]) -> Vec<Row> {
-    if name.ends_with(".json.gz") {
-        let text = gunzip(bytes);
-        return text
-            .lines()
-            .map(|line| {
-                let m: BTreeMap<String, Box<serde_json::value::RawValue>> =
-                    serde_json::from_str(line).unwrap();
-                let s = |k: &str| -> String { serde_json::from_str(m[k].get()).unwrap() };
-                Row {
-                    event_id: s("event_id"),
-                    event_name: s("event_name"),
-                    table_name: s("table_name"),
-                    sequence_number: s("sequence_number"),
-                    time: s("approximate_creation_time"),
-                    stream_view_type: serde_json::from_str(m["stream_view_type"].get()).unwrap(),
-                    size_bytes: serde_json::from_str(m["size_bytes"].get()).unwrap(),
-                    ttl_delete: serde_json::from_str(m["ttl_delete"].get()).unwrap(),
-                    keys: m["keys"].get().to_string(),
-                    new_image: raw_opt(m.get("new_image").map(|b| &**b)),
-                    old_image: raw_opt(m.get("old_image").map(|b| &**b)),
-                    record: m["record"].get().to_string(),
-                }
-            })
-            .collect();
-    }
-    assert!(name.ends_with(".parquet"), "{name}");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
+    use ddb_archiver::archive::reader::{self, Projection};
+    let format = Format::of_key(name).unwrap_or_else(|| panic!("not an archive file: {name}"));
+    reader::read_rows(format, bytes.to_vec(), name, Projection::ALL)
         .unwrap()
-        .build()
-        .unwrap();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let b = batch.unwrap();
-        let col = |n: &str| b.column_by_name(n).unwrap().clone();
-        let st = |n: &str, i: usize| {
-            let c = col(n);
-            let a = c.as_string::<i32>();
-            (!a.is_null(i)).then(|| a.value(i).to_string())
-        };
-        let times = col("approximate_creation_time");
-        let times = times.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
-        let sizes = col("size_bytes");
-        let sizes = sizes.as_primitive::<arrow::datatypes::Int64Type>();
-        let ttl = col("ttl_delete");
-        let ttl = ttl.as_boolean();
-        for i in 0..b.num_rows() {
-            rows.push(Row {
-                event_id: st("event_id", i).unwrap(),
-                event_name: st("event_name", i).unwrap(),
-                table_name: st("table_name", i).unwrap(),
-                sequence_number: st("sequence_number", i).unwrap(),
-                time: ddb_archiver::encode::jsonl::iso_millis(times.value(i)),
-                stream_view_type: st("stream_view_type", i),
-                size_bytes: (!sizes.is_null(i)).then(|| sizes.value(i)),
-                ttl_delete: ttl.value(i),
-                keys: st("keys", i).unwrap(),
-                new_image: st("new_image", i),
-                old_image: st("old_image", i),
-                record: st("record", i).unwrap(),
-            });
-        }
-    }
-    rows
+        .into_iter()
+        .map(|r| Row {
+            event_id: r.event_id,
+            event_name: r.event_name,
+            table_name: r.table_name,
+            sequence_number: r.sequence_number,
+            time: ddb_archiver::encode::jsonl::iso_millis(r.time_ms),
+            stream_view_type: r.stream_view_type,
+            size_bytes: r.size_bytes,
+            ttl_delete: r.ttl_delete,
+            keys: r.keys,
+            new_image: r.new_image,
+            old_image: r.old_image,
+            record: r.record,
+        })
+        .collect()
 }
 
 /// Every archived row under `dir` (not `_rejected/`), with the file it is in.

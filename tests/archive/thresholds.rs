@@ -30,7 +30,10 @@ fn record_threshold_splits_files() {
     let input = big_input(3000);
     for format in FORMATS {
         let dir = tempfile::tempdir().unwrap();
-        let s = settings_with(dir.path(), format, &["--max-file-records", "400"]);
+        let s = Settings {
+            max_file_records: 400,
+            ..settings(dir.path(), format)
+        };
         let summary = archive(&s, &[("big", input.as_bytes())]);
         assert_eq!(summary.archived, 3000);
         let per_file: Vec<usize> = files(dir.path())
@@ -56,11 +59,11 @@ fn byte_threshold_and_memory_bound_split_files() {
     let dir = tempfile::tempdir().unwrap();
     // Records are ~1.3 KB in memory: a few dozen per file, and the buffer as a whole
     // holds at most ~100 KB across the three partitions.
-    let s = settings_with(
-        dir.path(),
-        Format::Parquet,
-        &["--max-file-bytes", "50000", "--max-buffer-bytes", "100000"],
-    );
+    let s = Settings {
+        max_file_bytes: 50_000,
+        max_buffer_bytes: 100_000,
+        ..settings(dir.path(), Format::Parquet)
+    };
     let summary = archive(&s, &[("big", input.as_bytes())]);
     assert_eq!(summary.archived, 2000);
     let all = files(dir.path());

@@ -1,11 +1,12 @@
-//! Order: the changes of one day in stream order — `approximate_creation_time`, then
-//! sequence number compared numerically, then `event_id` — with duplicates dropped.
+//! Order: changes in stream order — `approximate_creation_time`, then sequence number
+//! compared numerically, then `event_id` — with duplicates dropped, optionally grouped
+//! first (restore groups by item key, so each item's history comes together).
 //!
-//! Days are disjoint in time, so replay sorts one day at a time. A day's changes are
-//! held in memory up to a byte budget; past it each sorted run is spilled to an
-//! anonymous temporary file and the runs are merged, so memory stays bounded whatever
-//! the day holds. Two copies of one event (a retried or bisected batch archived twice)
-//! carry the same time and sequence number, so they meet after sorting and the later
+//! Changes are held in memory up to a byte budget; past it each sorted run is spilled
+//! to an anonymous temporary file and the runs are merged, so memory stays bounded
+//! whatever the input holds. Replay sorts one day at a time (days are disjoint in
+//! time). Two copies of one event (a retried or bisected batch archived twice) carry
+//! the same group, time and sequence number, so they meet after sorting and the later
 //! one is dropped by its `event_id`.
 
 use std::cmp::Ordering;
@@ -17,9 +18,12 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 #[error("temporary sort file: {0}")]
 pub struct OrderError(#[from] pub std::io::Error);
 
-/// One change to replay: its ordering fields and its record text.
+/// One change: its ordering fields and its record text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
+    /// Sorted on before anything else (empty for plain stream order): restore puts the
+    /// item's canonical key here.
+    pub group: String,
     /// `approximate_creation_time`, milliseconds since the Unix epoch.
     pub time_ms: i64,
     /// Sequence number, decimal digits.
@@ -33,7 +37,11 @@ pub struct Change {
 impl Change {
     /// Approximate bytes held in memory.
     pub fn approx_bytes(&self) -> usize {
-        self.sequence_number.len() + self.event_id.len() + self.record.len() + 80
+        self.group.len()
+            + self.sequence_number.len()
+            + self.event_id.len()
+            + self.record.len()
+            + 104
     }
 }
 
@@ -45,17 +53,19 @@ pub fn cmp_sequence(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
-/// Stream order: time, then sequence number (numerically), then event ID.
+/// Stream order within a group: group, time, then sequence number (numerically), then
+/// event ID.
 pub fn cmp_stream_order(a: &Change, b: &Change) -> Ordering {
-    a.time_ms
-        .cmp(&b.time_ms)
+    a.group
+        .cmp(&b.group)
+        .then_with(|| a.time_ms.cmp(&b.time_ms))
         .then_with(|| cmp_sequence(&a.sequence_number, &b.sequence_number))
         .then_with(|| a.event_id.cmp(&b.event_id))
 }
 
-/// Sorts one day's changes within a memory budget.
+/// Sorts changes within a memory budget.
 #[derive(Debug)]
-pub struct DaySorter {
+pub struct Sorter {
     budget: usize,
     held: Vec<Change>,
     held_bytes: usize,
@@ -63,10 +73,10 @@ pub struct DaySorter {
     duplicates: usize,
 }
 
-impl DaySorter {
+impl Sorter {
     /// A sorter holding at most about `budget` bytes of changes in memory.
     pub fn new(budget: usize) -> Self {
-        DaySorter {
+        Sorter {
             budget,
             held: Vec::new(),
             held_bytes: 0,
@@ -117,7 +127,7 @@ impl DaySorter {
         Ok(())
     }
 
-    /// The day's changes in stream order, without duplicates.
+    /// The changes in stream order, without duplicates.
     pub fn into_sorted(mut self) -> Result<Sorted, OrderError> {
         let source = if self.runs.is_empty() {
             Source::Memory(self.sort_held().into_iter())
@@ -150,7 +160,7 @@ enum Source {
     },
 }
 
-/// A day's changes in stream order, duplicates dropped.
+/// Changes in stream order, duplicates dropped.
 #[derive(Debug)]
 pub struct Sorted {
     source: Source,
@@ -216,6 +226,7 @@ fn write_text(out: &mut impl Write, s: &str) -> std::io::Result<()> {
 
 fn write_change(out: &mut impl Write, c: &Change) -> std::io::Result<()> {
     out.write_all(&c.time_ms.to_le_bytes())?;
+    write_text(out, &c.group)?;
     write_text(out, &c.sequence_number)?;
     write_text(out, &c.event_id)?;
     write_text(out, &c.record)
@@ -246,6 +257,7 @@ fn read_change(input: &mut BufReader<File>) -> Result<Option<Change>, OrderError
     };
     Ok(Some(Change {
         time_ms: i64::from_le_bytes(time),
+        group: read_text(input)?,
         sequence_number: read_text(input)?,
         event_id: read_text(input)?,
         record: read_text(input)?,
@@ -258,6 +270,7 @@ mod tests {
 
     fn c(time_ms: i64, seq: &str, id: &str) -> Change {
         Change {
+            group: String::new(),
             time_ms,
             sequence_number: seq.into(),
             event_id: id.into(),
@@ -276,7 +289,7 @@ mod tests {
     }
 
     fn sorted(budget: usize, input: &[Change]) -> (Vec<String>, usize, usize) {
-        let mut s = DaySorter::new(budget);
+        let mut s = Sorter::new(budget);
         for x in input {
             s.push(x.clone()).unwrap();
         }
@@ -316,5 +329,30 @@ mod tests {
         want.dedup_by(|a, b| a.event_id == b.event_id);
         let want: Vec<String> = want.into_iter().map(|x| x.event_id).collect();
         assert_eq!(mem, want);
+    }
+
+    #[test]
+    fn groups_sort_first_and_spill_alike() {
+        let mut input = Vec::new();
+        for i in 0..300i64 {
+            let mut x = c(1000 - i, &i.to_string(), &format!("e{i}"));
+            x.group = format!("k{}", i % 7);
+            input.push(x);
+        }
+        let mut want = input.clone();
+        want.sort_by(|a, b| (&a.group, a.time_ms).cmp(&(&b.group, b.time_ms)));
+        let want: Vec<String> = want.into_iter().map(|x| x.event_id).collect();
+        for budget in [usize::MAX, 1_500] {
+            let mut s = Sorter::new(budget);
+            for x in &input {
+                s.push(x.clone()).unwrap();
+            }
+            let got: Vec<String> = s
+                .into_sorted()
+                .unwrap()
+                .map(|r| r.unwrap().event_id)
+                .collect();
+            assert_eq!(got, want, "budget {budget}");
+        }
     }
 }

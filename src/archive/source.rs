@@ -1,12 +1,12 @@
-//! Source: where replay reads the archive back from. [`ArchiveSource`] is the small
-//! trait at this I/O edge (list the keys under a prefix, get one object's bytes);
+//! Source: where the archive is read back from. [`ArchiveSource`] is the small trait at
+//! this I/O edge (list the keys under a prefix, get one object's bytes);
 //! [`LocalDirSource`] reads a directory and [`S3Source`] a bucket and prefix.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use crate::settings::Destination;
+use crate::settings::Location;
 
 /// A listing or read of the archive that failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,18 +32,28 @@ pub trait ArchiveSource: Send + Sync {
     fn location(&self, key: &str) -> String;
 }
 
-/// Opens `DIR` or `s3://bucket/prefix`.
-pub async fn open(source: &str) -> Result<Box<dyn ArchiveSource>, SourceError> {
-    let dest = Destination::parse(source).map_err(|e| SourceError {
+/// Opens `DIR` or `s3://bucket/prefix`; `flag` names the setting in errors.
+pub async fn open(source: &str, flag: &str) -> Result<Box<dyn ArchiveSource>, SourceError> {
+    let location = Location::parse(source).map_err(|e| SourceError {
         location: source.to_string(),
-        message: e.reason,
+        message: format!("invalid {flag}: {}", e.reason),
     })?;
-    Ok(match dest {
-        Destination::Local(root) => Box::new(LocalDirSource::new(root)),
-        Destination::S3 { bucket, prefix } => {
-            Box::new(S3Source::new(s3_client().await, bucket, prefix))
+    Ok(open_location(&location).await)
+}
+
+/// Opens a parsed location. S3 clients come from [`crate::aws::s3`] with the SDK's
+/// standard retries.
+pub async fn open_location(location: &Location) -> Box<dyn ArchiveSource> {
+    match location {
+        Location::Local(root) => Box::new(LocalDirSource::new(root.clone())),
+        Location::S3 { bucket, prefix } => {
+            let client = crate::aws::s3(
+                &crate::aws::shared_config().await,
+                &crate::aws::ClientOptions::default(),
+            );
+            Box::new(S3Source::new(client, bucket.clone(), prefix.clone()))
         }
-    })
+    }
 }
 
 /// Reads objects as files under a root directory. Hidden files (the sink's `.tmp-`
@@ -113,26 +123,6 @@ impl ArchiveSource for LocalDirSource {
     fn location(&self, key: &str) -> String {
         self.root.join(key).display().to_string()
     }
-}
-
-/// An S3 client from the default credential and region chain. `AWS_ENDPOINT_URL_S3` or
-/// `AWS_ENDPOINT_URL` points it at another S3 server (such as a local one), addressed
-/// path-style.
-pub async fn s3_client() -> aws_sdk_s3::Client {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut config = aws_sdk_s3::config::Builder::from(&shared);
-    if let Some(endpoint) = endpoint_override("AWS_ENDPOINT_URL_S3") {
-        config = config.endpoint_url(endpoint).force_path_style(true);
-    }
-    aws_sdk_s3::Client::from_conf(config.build())
-}
-
-/// The endpoint in the service-specific variable, else in `AWS_ENDPOINT_URL`.
-pub fn endpoint_override(service_variable: &str) -> Option<String> {
-    [service_variable, "AWS_ENDPOINT_URL"]
-        .iter()
-        .filter_map(|v| std::env::var(v).ok())
-        .find(|v| !v.is_empty())
 }
 
 /// Reads objects under a bucket and key prefix.

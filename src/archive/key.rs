@@ -1,0 +1,265 @@
+//! Key: the object keys of the archive, built and parsed in one place.
+//!
+//! - A data object: `<table>/year=YYYY/month=MM/day=DD/<first>-<last>-<digest>.<ext>`,
+//!   where `<first>` and `<last>` are the sequence numbers of its first and last
+//!   change, `<digest>` 16 hex digits of [`crate::encode::record_set_digest`], and
+//!   `<ext>` `parquet` or `json.gz`.
+//! - A rejected-records object:
+//!   `_rejected/year=YYYY/month=MM/day=DD/rejected-<digest>.json.gz`, under the
+//!   processing date, `<digest>` 16 hex digits of SHA-256 over its uncompressed lines.
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::encode::Format;
+
+/// The folder under the archive root that holds rejected records.
+pub const REJECTED_DIR: &str = "_rejected";
+
+/// Hex digits of the digest in object names.
+pub const DIGEST_HEX_DIGITS: usize = 16;
+
+/// `year=YYYY/month=MM/day=DD/` for a date.
+pub fn hive_date_path(date: NaiveDate) -> String {
+    format!(
+        "year={:04}/month={:02}/day={:02}/",
+        date.year(),
+        date.month(),
+        date.day()
+    )
+}
+
+/// A table's prefix: `<table>/`.
+pub fn table_prefix(table: &str) -> String {
+    format!("{table}/")
+}
+
+/// A partition's path, with a trailing slash: `<table>/year=YYYY/month=MM/day=DD/`.
+pub fn partition_path(table: &str, date: NaiveDate) -> String {
+    format!("{table}/{}", hive_date_path(date))
+}
+
+/// The partition of rejected records for a processing date:
+/// `_rejected/year=YYYY/month=MM/day=DD/`.
+pub fn rejected_path(processing_date: NaiveDate) -> String {
+    partition_path(REJECTED_DIR, processing_date)
+}
+
+/// The UTC day of a key's `year=YYYY/month=MM/day=DD/` segments, wherever they stand.
+pub fn partition_day(key: &str) -> Option<NaiveDate> {
+    let mut parts = key.split('/');
+    let mut find = |name: &str| -> Option<u32> {
+        parts
+            .find_map(|p| p.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+    };
+    let year = find("year=")?;
+    let month = find("month=")?;
+    let day = find("day=")?;
+    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
+}
+
+/// The name of a data object: what it holds, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKey {
+    /// The DynamoDB table.
+    pub table: String,
+    /// The UTC day of its changes' event time.
+    pub date: NaiveDate,
+    /// Sequence number of its first change.
+    pub first_sequence: String,
+    /// Sequence number of its last change.
+    pub last_sequence: String,
+    /// Digest of its record set.
+    pub digest: String,
+    /// Its file format.
+    pub format: Format,
+}
+
+/// An archive object's key, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectKey {
+    /// Changes of one table and day.
+    Data(DataKey),
+    /// Rejected records.
+    Rejected {
+        /// The processing date.
+        date: NaiveDate,
+        /// Digest of the uncompressed lines.
+        digest: String,
+    },
+}
+
+impl DataKey {
+    /// The key, relative to the archive root.
+    pub fn key(&self) -> String {
+        format!(
+            "{}{}-{}-{}.{}",
+            partition_path(&self.table, self.date),
+            self.first_sequence,
+            self.last_sequence,
+            self.digest,
+            self.format.extension()
+        )
+    }
+}
+
+fn is_digest(s: &str) -> bool {
+    s.len() == DIGEST_HEX_DIGITS && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn is_sequence(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The table, the partition's day and the file name of `<table>/year=/month=/day=/<name>`.
+fn split_partition(key: &str) -> Option<(&str, NaiveDate, &str)> {
+    let mut parts = key.splitn(5, '/');
+    let table = parts.next()?;
+    let (y, m, d, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let number = |s: &str, prefix: &str, len: usize| {
+        s.strip_prefix(prefix)
+            .filter(|v| v.len() == len && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(number(y, "year=", 4)?).ok()?,
+        number(m, "month=", 2)?,
+        number(d, "day=", 2)?,
+    )?;
+    (!table.is_empty() && !name.is_empty() && !name.contains('/')).then_some((table, date, name))
+}
+
+impl ObjectKey {
+    /// Parses a key relative to the archive root; `None` for keys the archiver does not
+    /// write.
+    pub fn parse(key: &str) -> Option<ObjectKey> {
+        let (table, date, name) = split_partition(key)?;
+        if table == REJECTED_DIR {
+            let digest = name.strip_prefix("rejected-")?.strip_suffix(".json.gz")?;
+            return is_digest(digest).then(|| ObjectKey::Rejected {
+                date,
+                digest: digest.to_string(),
+            });
+        }
+        crate::route::validate_table_name(table).ok()?;
+        let format = Format::of_key(name)?;
+        let stem = &name[..name.len() - format.extension().len() - 1];
+        let mut parts = stem.splitn(3, '-');
+        let (first, last, digest) = (parts.next()?, parts.next()?, parts.next()?);
+        (is_sequence(first) && is_sequence(last) && is_digest(digest)).then(|| {
+            ObjectKey::Data(DataKey {
+                table: table.to_string(),
+                date,
+                first_sequence: first.to_string(),
+                last_sequence: last.to_string(),
+                digest: digest.to_string(),
+                format,
+            })
+        })
+    }
+
+    /// The key, relative to the archive root.
+    pub fn key(&self) -> String {
+        match self {
+            ObjectKey::Data(d) => d.key(),
+            ObjectKey::Rejected { date, digest } => {
+                format!("{}rejected-{digest}.json.gz", rejected_path(*date))
+            }
+        }
+    }
+
+    /// The digest in the object's name.
+    pub fn digest(&self) -> &str {
+        match self {
+            ObjectKey::Data(d) => &d.digest,
+            ObjectKey::Rejected { digest, .. } => digest,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn paths() {
+        let cases = [
+            (date(1970, 1, 1), "t_1", "t_1/year=1970/month=01/day=01/"),
+            (
+                date(2026, 12, 31),
+                "a.b-c",
+                "a.b-c/year=2026/month=12/day=31/",
+            ),
+            (date(9999, 2, 3), "tbl", "tbl/year=9999/month=02/day=03/"),
+        ];
+        for (d, table, want) in cases {
+            assert_eq!(partition_path(table, d), want);
+            assert_eq!(partition_day(&format!("{want}x.parquet")), Some(d));
+        }
+        assert_eq!(
+            rejected_path(date(2026, 2, 28)),
+            "_rejected/year=2026/month=02/day=28/"
+        );
+        assert_eq!(partition_day("t_1/year=2026/month=02/x.parquet"), None);
+        assert_eq!(partition_day("t_1/year=2026/month=02/day=30/x"), None);
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let keys = [
+            ObjectKey::Data(DataKey {
+                table: "orders".into(),
+                date: date(2026, 1, 2),
+                first_sequence: "100".into(),
+                last_sequence: "49663957262389734712957744587421085651432537453286162434".into(),
+                digest: "0123456789abcdef".into(),
+                format: Format::Parquet,
+            }),
+            ObjectKey::Data(DataKey {
+                table: "my-table.v2".into(),
+                date: date(1970, 1, 1),
+                first_sequence: "7".into(),
+                last_sequence: "7".into(),
+                digest: "fedcba9876543210".into(),
+                format: Format::JsonlGz,
+            }),
+            ObjectKey::Rejected {
+                date: date(2026, 12, 3),
+                digest: "00ff00ff00ff00ff".into(),
+            },
+        ];
+        for k in keys {
+            let text = k.key();
+            assert_eq!(ObjectKey::parse(&text), Some(k.clone()), "{text}");
+            assert_eq!(
+                partition_day(&text),
+                Some(match &k {
+                    ObjectKey::Data(d) => d.date,
+                    ObjectKey::Rejected { date, .. } => *date,
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_keys_do_not_parse() {
+        for key in [
+            "orders/year=2026/month=01/day=02/100-200-0123456789abcdef.csv",
+            "orders/year=2026/month=01/day=02/100-200-0123456789ABCDEF.parquet",
+            "orders/year=2026/month=01/day=02/100-200-0123456789abcde.parquet",
+            "orders/year=2026/month=01/day=02/x100-200-0123456789abcdef.parquet",
+            "orders/year=2026/month=1/day=02/100-200-0123456789abcdef.parquet",
+            "orders/year=2026/month=02/day=30/100-200-0123456789abcdef.parquet",
+            "orders/year=2026/month=01/day=02/sub/100-200-0123456789abcdef.parquet",
+            "orders/year=2026/month=01/100-200-0123456789abcdef.parquet",
+            "_rejected/year=2026/month=01/day=02/rejected-0123.json.gz",
+            "o/year=2026/month=01/day=02/100-200-0123456789abcdef.parquet",
+        ] {
+            assert_eq!(ObjectKey::parse(key), None, "{key}");
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! Reader: the rows of one archive file, Parquet or gzip JSON lines (every gzip member,
+//! as written by several appends or tools), with every standard column or a
+//! [`Projection`] of them, streamed row by row; Parquet files also as Arrow record
+//! batches. Every reader of the archive (replay, schema infer, compaction, verify,
+//! restore) reads through here.
+
+use std::io::{BufRead, BufReader, Cursor};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type, TimestampMillisecondType};
+use flate2::read::MultiGzDecoder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ProjectionMask;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+pub use crate::encode::Format;
+
+/// A file whose rows cannot be read. `reason` says where and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt archive file {location}: {reason}")]
+pub struct CorruptFile {
+    /// The file (path or `s3://` URL).
+    pub location: String,
+    /// What is wrong, with the row or line when known.
+    pub reason: String,
+}
+
+/// The archive's standard columns (see [`crate::schema::STANDARD_COLUMNS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// `event_id`
+    EventId,
+    /// `event_name`
+    EventName,
+    /// `table_name`
+    TableName,
+    /// `sequence_number`
+    SequenceNumber,
+    /// `approximate_creation_time`
+    ApproximateCreationTime,
+    /// `stream_view_type`
+    StreamViewType,
+    /// `size_bytes`
+    SizeBytes,
+    /// `ttl_delete`
+    TtlDelete,
+    /// `keys`
+    Keys,
+    /// `new_image`
+    NewImage,
+    /// `old_image`
+    OldImage,
+    /// `record`
+    Record,
+}
+
+impl Column {
+    /// Every standard column, in file order.
+    pub const ALL: [Column; 12] = [
+        Column::EventId,
+        Column::EventName,
+        Column::TableName,
+        Column::SequenceNumber,
+        Column::ApproximateCreationTime,
+        Column::StreamViewType,
+        Column::SizeBytes,
+        Column::TtlDelete,
+        Column::Keys,
+        Column::NewImage,
+        Column::OldImage,
+        Column::Record,
+    ];
+
+    /// The column's name in the files.
+    pub fn name(self) -> &'static str {
+        crate::schema::STANDARD_COLUMNS[self as usize]
+    }
+
+    /// Can the column hold nulls?
+    pub fn nullable(self) -> bool {
+        matches!(
+            self,
+            Column::StreamViewType | Column::SizeBytes | Column::NewImage | Column::OldImage
+        )
+    }
+}
+
+/// The standard columns a read fills; the others are left empty in each [`Row`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Projection(u16);
+
+impl Projection {
+    /// Every standard column.
+    pub const ALL: Projection = Projection((1 << 12) - 1);
+
+    /// What replay and restore need: the ordering fields, the item's keys and the
+    /// record text.
+    pub const CHANGES: Projection = Projection::of(&[
+        Column::EventId,
+        Column::EventName,
+        Column::SequenceNumber,
+        Column::ApproximateCreationTime,
+        Column::Keys,
+        Column::Record,
+    ]);
+
+    /// The given columns.
+    pub const fn of(columns: &[Column]) -> Projection {
+        let mut bits = 0u16;
+        let mut i = 0;
+        while i < columns.len() {
+            bits |= 1 << columns[i] as u16;
+            i += 1;
+        }
+        Projection(bits)
+    }
+
+    /// Does the projection hold `column`?
+    pub fn contains(self, column: Column) -> bool {
+        self.0 & (1 << column as u16) != 0
+    }
+
+    /// The projected columns, in file order.
+    pub fn columns(self) -> impl Iterator<Item = Column> {
+        Column::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+}
+
+/// One archived change. Columns outside the read's projection are empty: `""`, `None`,
+/// `false`, time 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Row {
+    /// `event_id`.
+    pub event_id: String,
+    /// `event_name`: INSERT, MODIFY or REMOVE.
+    pub event_name: String,
+    /// `table_name`.
+    pub table_name: String,
+    /// `sequence_number`, decimal digits.
+    pub sequence_number: String,
+    /// `approximate_creation_time`, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// `stream_view_type`.
+    pub stream_view_type: Option<String>,
+    /// `size_bytes`.
+    pub size_bytes: Option<i64>,
+    /// `ttl_delete`.
+    pub ttl_delete: bool,
+    /// `keys`, DynamoDB JSON text.
+    pub keys: String,
+    /// `new_image`, DynamoDB JSON text.
+    pub new_image: Option<String>,
+    /// `old_image`, DynamoDB JSON text.
+    pub old_image: Option<String>,
+    /// `record`, the change record text exactly as archived.
+    pub record: String,
+}
+
+/// Reads every row of one archive file into memory. `location` names the file in
+/// errors.
+pub fn read_rows(
+    format: Format,
+    bytes: Vec<u8>,
+    location: &str,
+    projection: Projection,
+) -> Result<Vec<Row>, CorruptFile> {
+    rows(format, bytes, location, projection)?.collect()
+}
+
+/// Streams the rows of one archive file. The first error ends the stream.
+pub fn rows(
+    format: Format,
+    bytes: Vec<u8>,
+    location: &str,
+    projection: Projection,
+) -> Result<Rows, CorruptFile> {
+    let inner = match format {
+        Format::Parquet => Inner::Parquet(ParquetRows {
+            reader: parquet_batches(bytes, location, projection)?,
+            batch: None,
+            next: 0,
+            row: 0,
+        }),
+        Format::JsonlGz => Inner::Jsonl(Box::new(BufReader::new(MultiGzDecoder::new(
+            Cursor::new(bytes),
+        )))),
+    };
+    Ok(Rows {
+        inner,
+        location: location.to_string(),
+        projection,
+        line: 0,
+        done: false,
+        text: String::new(),
+    })
+}
+
+/// The Arrow record batches of a Parquet archive file, with the projected standard
+/// columns (and only those). A missing column is an error.
+pub fn parquet_batches(
+    bytes: Vec<u8>,
+    location: &str,
+    projection: Projection,
+) -> Result<ParquetRecordBatchReader, CorruptFile> {
+    let corrupt = |reason: String| CorruptFile {
+        location: location.to_string(),
+        reason,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(|e| corrupt(format!("not a Parquet file: {e}")))?;
+    let fields = builder.parquet_schema().root_schema().get_fields();
+    let mut roots = Vec::new();
+    for column in projection.columns() {
+        let i = fields
+            .iter()
+            .position(|f| f.name() == column.name())
+            .ok_or_else(|| corrupt(format!("no column `{}`", column.name())))?;
+        roots.push(i);
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))
+}
+
+/// The rows of one archive file, streamed.
+pub struct Rows {
+    inner: Inner,
+    location: String,
+    projection: Projection,
+    line: usize,
+    done: bool,
+    text: String,
+}
+
+enum Inner {
+    Parquet(ParquetRows),
+    Jsonl(Box<BufReader<MultiGzDecoder<Cursor<Vec<u8>>>>>),
+}
+
+struct ParquetRows {
+    reader: ParquetRecordBatchReader,
+    batch: Option<Columns>,
+    next: usize,
+    row: usize,
+}
+
+impl Iterator for Rows {
+    type Item = Result<Row, CorruptFile>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let result = match &mut self.inner {
+            Inner::Parquet(p) => p.next_row(self.projection),
+            Inner::Jsonl(reader) => {
+                next_line(reader, &mut self.text, &mut self.line, self.projection)
+            }
+        };
+        match result {
+            Ok(Some(row)) => Some(Ok(row)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(reason) => {
+                self.done = true;
+                Some(Err(CorruptFile {
+                    location: self.location.clone(),
+                    reason,
+                }))
+            }
+        }
+    }
+}
+
+/// The projected columns of one Parquet batch, type-checked.
+struct Columns {
+    rows: usize,
+    cols: Vec<(Column, ArrayRef)>,
+}
+
+impl Columns {
+    fn new(batch: &RecordBatch, projection: Projection) -> Result<Self, String> {
+        let mut cols = Vec::new();
+        for column in projection.columns() {
+            let name = column.name();
+            let array = batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("no column `{name}`"))?;
+            let want = match column {
+                Column::ApproximateCreationTime => "TIMESTAMP(MILLIS)",
+                Column::SizeBytes => "INT64",
+                Column::TtlDelete => "BOOLEAN",
+                _ => "a string",
+            };
+            let ok = match column {
+                Column::ApproximateCreationTime => array
+                    .as_primitive_opt::<TimestampMillisecondType>()
+                    .is_some(),
+                Column::SizeBytes => array.as_primitive_opt::<Int64Type>().is_some(),
+                Column::TtlDelete => array.data_type() == &DataType::Boolean,
+                _ => array.as_string_opt::<i32>().is_some(),
+            };
+            if !ok {
+                return Err(format!(
+                    "column `{name}` is {}, not {want}",
+                    array.data_type()
+                ));
+            }
+            cols.push((column, array.clone()));
+        }
+        Ok(Columns {
+            rows: batch.num_rows(),
+            cols,
+        })
+    }
+
+    fn row(&self, i: usize, row_number: usize) -> Result<Row, String> {
+        let mut row = Row::default();
+        for (column, array) in &self.cols {
+            if array.is_null(i) {
+                if column.nullable() {
+                    continue;
+                }
+                return Err(format!("row {row_number}: `{}` is null", column.name()));
+            }
+            let text = || array.as_string::<i32>().value(i).to_string();
+            match column {
+                Column::EventId => row.event_id = text(),
+                Column::EventName => row.event_name = text(),
+                Column::TableName => row.table_name = text(),
+                Column::SequenceNumber => row.sequence_number = text(),
+                Column::ApproximateCreationTime => {
+                    row.time_ms = array.as_primitive::<TimestampMillisecondType>().value(i)
+                }
+                Column::StreamViewType => row.stream_view_type = Some(text()),
+                Column::SizeBytes => {
+                    row.size_bytes = Some(array.as_primitive::<Int64Type>().value(i))
+                }
+                Column::TtlDelete => row.ttl_delete = array.as_boolean().value(i),
+                Column::Keys => row.keys = text(),
+                Column::NewImage => row.new_image = Some(text()),
+                Column::OldImage => row.old_image = Some(text()),
+                Column::Record => row.record = text(),
+            }
+        }
+        Ok(row)
+    }
+}
+
+impl ParquetRows {
+    fn next_row(&mut self, projection: Projection) -> Result<Option<Row>, String> {
+        loop {
+            if let Some(cols) = &self.batch {
+                if self.next < cols.rows {
+                    let row = cols.row(self.next, self.row)?;
+                    self.next += 1;
+                    self.row += 1;
+                    return Ok(Some(row));
+                }
+            }
+            match self.reader.next() {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(format!("row {}: {e}", self.row)),
+                Some(Ok(batch)) => {
+                    self.batch = Some(Columns::new(&batch, projection)?);
+                    self.next = 0;
+                }
+            }
+        }
+    }
+}
+
+/// One JSON line, every value kept as raw JSON until it is projected.
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    event_name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    table_name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    sequence_number: Option<&'a RawValue>,
+    #[serde(borrow)]
+    approximate_creation_time: Option<&'a RawValue>,
+    #[serde(borrow)]
+    stream_view_type: Option<&'a RawValue>,
+    #[serde(borrow)]
+    size_bytes: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ttl_delete: Option<&'a RawValue>,
+    #[serde(borrow)]
+    keys: Option<&'a RawValue>,
+    #[serde(borrow)]
+    new_image: Option<&'a RawValue>,
+    #[serde(borrow)]
+    old_image: Option<&'a RawValue>,
+    #[serde(borrow)]
+    record: Option<&'a RawValue>,
+}
+
+impl<'a> Line<'a> {
+    fn get(&self, column: Column) -> Option<&'a RawValue> {
+        match column {
+            Column::EventId => self.event_id,
+            Column::EventName => self.event_name,
+            Column::TableName => self.table_name,
+            Column::SequenceNumber => self.sequence_number,
+            Column::ApproximateCreationTime => self.approximate_creation_time,
+            Column::StreamViewType => self.stream_view_type,
+            Column::SizeBytes => self.size_bytes,
+            Column::TtlDelete => self.ttl_delete,
+            Column::Keys => self.keys,
+            Column::NewImage => self.new_image,
+            Column::OldImage => self.old_image,
+            Column::Record => self.record,
+        }
+        .filter(|v| v.get() != "null")
+    }
+}
+
+fn next_line(
+    reader: &mut impl BufRead,
+    text: &mut String,
+    line: &mut usize,
+    projection: Projection,
+) -> Result<Option<Row>, String> {
+    loop {
+        text.clear();
+        *line += 1;
+        let n = reader
+            .read_line(text)
+            .map_err(|e| format!("line {line}: {e}"))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        return parse_line(text, projection)
+            .map(Some)
+            .map_err(|e| format!("line {line}: {e}"));
+    }
+}
+
+fn parse_line(text: &str, projection: Projection) -> Result<Row, String> {
+    let parsed: Line<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut row = Row::default();
+    for column in projection.columns() {
+        let name = column.name();
+        let Some(raw) = parsed.get(column) else {
+            if column.nullable() {
+                continue;
+            }
+            return Err(format!("`{name}` is missing or null"));
+        };
+        let string = || {
+            serde_json::from_str::<String>(raw.get())
+                .map_err(|_| format!("`{name}` is {}, not a string", raw.get()))
+        };
+        match column {
+            Column::EventId => row.event_id = string()?,
+            Column::EventName => row.event_name = string()?,
+            Column::TableName => row.table_name = string()?,
+            Column::SequenceNumber => row.sequence_number = string()?,
+            Column::ApproximateCreationTime => {
+                let s = string()?;
+                row.time_ms = chrono::DateTime::parse_from_rfc3339(&s)
+                    .map_err(|e| format!("{name} {s:?}: {e}"))?
+                    .timestamp_millis();
+            }
+            Column::StreamViewType => row.stream_view_type = Some(string()?),
+            Column::SizeBytes => {
+                row.size_bytes = Some(
+                    serde_json::from_str::<i64>(raw.get())
+                        .map_err(|_| format!("`{name}` is {}, not an integer", raw.get()))?,
+                )
+            }
+            Column::TtlDelete => {
+                row.ttl_delete = serde_json::from_str::<bool>(raw.get())
+                    .map_err(|_| format!("`{name}` is {}, not a boolean", raw.get()))?
+            }
+            Column::Keys => row.keys = raw.get().to_string(),
+            Column::NewImage => row.new_image = Some(raw.get().to_string()),
+            Column::OldImage => row.old_image = Some(raw.get().to_string()),
+            Column::Record => row.record = raw.get().to_string(),
+        }
+    }
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_of_keys() {
+        assert_eq!(Format::of_key("a/b.parquet"), Some(Format::Parquet));
+        assert_eq!(Format::of_key("a/b.json.gz"), Some(Format::JsonlGz));
+        assert_eq!(Format::of_key("a/b.json"), None);
+    }
+
+    #[test]
+    fn projections() {
+        assert!(Projection::ALL.columns().eq(Column::ALL));
+        assert!(Projection::CHANGES.contains(Column::Record));
+        assert!(!Projection::CHANGES.contains(Column::NewImage));
+        for (c, name) in Column::ALL.iter().zip(crate::schema::STANDARD_COLUMNS) {
+            assert_eq!(c.name(), name);
+        }
+    }
+
+    #[test]
+    fn corrupt_files_are_named() {
+        for format in [Format::Parquet, Format::JsonlGz] {
+            let err =
+                read_rows(format, b"not an archive".to_vec(), "t/x", Projection::ALL).unwrap_err();
+            assert_eq!(err.location, "t/x");
+            assert!(err.to_string().contains("t/x"), "{err}");
+        }
+    }
+
+    fn gz(text: &str) -> Vec<u8> {
+        crate::encode::jsonl::gzip(text.as_bytes()).unwrap()
+    }
+
+    const LINE: &str = r#"{"event_id":"e1","event_name":"INSERT","table_name":"t_1","sequence_number":"100","approximate_creation_time":"2026-01-01T00:00:01.500Z","stream_view_type":null,"size_bytes":12,"ttl_delete":false,"keys":{"pk":{"S":"a"}},"new_image":{"pk":{"S":"a"}},"old_image":null,"record":{"eventID":"e1"}}"#;
+
+    #[test]
+    fn every_gzip_member_is_read() {
+        let mut bytes = gz(&format!("{LINE}\n"));
+        bytes.extend(gz(&format!("{}\n", LINE.replace("e1", "e2"))));
+        let rows = read_rows(Format::JsonlGz, bytes, "x", Projection::ALL).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].event_id, "e1");
+        assert_eq!(rows[1].event_id, "e2");
+        assert_eq!(rows[1].record, r#"{"eventID":"e2"}"#);
+        assert_eq!(rows[0].time_ms, 1_767_225_601_500);
+        assert_eq!(rows[0].size_bytes, Some(12));
+        assert_eq!(rows[0].new_image.as_deref(), Some(r#"{"pk":{"S":"a"}}"#));
+        assert_eq!(rows[0].old_image, None);
+    }
+
+    #[test]
+    fn projections_leave_other_columns_empty_and_errors_name_the_line() {
+        let only = Projection::of(&[Column::EventId]);
+        let rows = read_rows(Format::JsonlGz, gz(&format!("\n{LINE}\n")), "x", only).unwrap();
+        assert_eq!(
+            rows,
+            vec![Row {
+                event_id: "e1".into(),
+                ..Row::default()
+            }]
+        );
+        let bad = format!(
+            "{LINE}\n{}\n",
+            LINE.replace(r#""keys":{"pk":{"S":"a"}},"#, "")
+        );
+        let err = read_rows(Format::JsonlGz, gz(&bad), "x", Projection::ALL).unwrap_err();
+        assert!(
+            err.reason.contains("line 2") && err.reason.contains("keys"),
+            "{err}"
+        );
+        // Not projected, not needed.
+        assert!(read_rows(Format::JsonlGz, gz(&bad), "x", only).is_ok());
+    }
+}
