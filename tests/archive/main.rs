@@ -3,6 +3,7 @@
 
 mod cli;
 mod fixtures;
+mod golden;
 mod partitioning;
 mod roundtrip;
 mod support;
