@@ -39,6 +39,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             return Err(e.into());
         }
     };
+    serve(function).await
+}
+
+/// Runs the function on the Lambda runtime (the Runtime API named by
+/// `AWS_LAMBDA_RUNTIME_API`) until the runtime stops: the handler, the layer that takes
+/// each event's body before the runtime parses it, and the tracing layer.
+async fn serve(function: Arc<Function>) -> Result<(), lambda_runtime::Error> {
     let bodies = EventBodies::default();
     let handler_bodies = bodies.clone();
     let handler = service_fn(move |event: LambdaEvent<()>| {
@@ -141,4 +148,171 @@ async fn init() -> anyhow::Result<Function> {
         .unwrap_or_else(|_| "ddb-archiver-lambda".to_string());
     tracing::info!(dest = %dest, format = %settings.format, function = name, "initialised");
     Function::new(settings, sink, name).map_err(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The real `lambda_runtime` stack of [`serve`], driven through a local Runtime API
+    //! on loopback with a large event: a runtime upgrade that changes the order of the
+    //! layers or how the body is parsed fails here, not in production.
+
+    use super::*;
+    use ddb_archiver::archive::reader::{self, Format, Projection};
+    use ddb_archiver::sink::local::LocalDirSink;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
+
+    /// A DynamoDB Streams event of `n` INSERTs with images of about 1 KB.
+    fn big_event(n: usize) -> String {
+        let pad = "x".repeat(1000);
+        let records: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"eventID":"ev{i}","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"us-east-1","dynamodb":{{"ApproximateCreationDateTime":1767225600,"Keys":{{"pk":{{"S":"k{i}"}}}},"NewImage":{{"pk":{{"S":"k{i}"}},"n":{{"N":"12345678901234567890123456789012345678"}},"pad":{{"S":"{pad}"}}}},"SequenceNumber":"{}","SizeBytes":1100,"StreamViewType":"NEW_IMAGE"}},"eventSourceARN":"arn:aws:dynamodb:us-east-1:123456789012:table/big_table/stream/2026-01-01T00:00:00.000"}}"#,
+                    1_000_000 + i
+                )
+            })
+            .collect();
+        format!(r#"{{"Records":[{}]}}"#, records.join(","))
+    }
+
+    /// One HTTP/1.1 request: method, path and body.
+    async fn read_request(
+        conn: &mut BufReader<tokio::net::TcpStream>,
+    ) -> Option<(String, String, Vec<u8>)> {
+        let mut line = String::new();
+        if conn.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            conn.read_line(&mut header).await.ok()?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().ok()?;
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        conn.read_exact(&mut body).await.ok()?;
+        Some((method, path, body))
+    }
+
+    /// A Runtime API that hands out `event` once, sends what the function answers (the
+    /// path and body of its response or error) to `answers`, and then never hands out
+    /// another event.
+    async fn runtime_api(
+        listener: TcpListener,
+        event: String,
+        answers: mpsc::Sender<(String, Vec<u8>)>,
+    ) {
+        let given = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (event, answers, given) = (event.clone(), answers.clone(), Arc::clone(&given));
+            tokio::spawn(async move {
+                let mut conn = BufReader::new(stream);
+                while let Some((method, path, body)) = read_request(&mut conn).await {
+                    let reply = if method == "GET" && path.ends_with("/invocation/next") {
+                        if given.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            std::future::pending::<()>().await;
+                        }
+                        let deadline = chrono::Utc::now().timestamp_millis() + 60_000;
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                             lambda-runtime-aws-request-id: {REQUEST_ID}\r\n\
+                             lambda-runtime-deadline-ms: {deadline}\r\n\
+                             lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:archiver\r\n\
+                             content-length: {}\r\n\r\n{event}",
+                            event.len()
+                        )
+                    } else {
+                        let _ = answers.send((path, body)).await;
+                        "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_string()
+                    };
+                    if conn.get_mut().write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn the_runtime_stack_archives_a_large_event() {
+        let records = 5_000;
+        let event = big_event(records);
+        assert!(event.len() > 5_000_000, "{}", event.len());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        tokio::spawn(runtime_api(listener, event, tx));
+        // The runtime reads its configuration from these variables (this test binary
+        // runs no other test that reads them).
+        std::env::set_var("AWS_LAMBDA_RUNTIME_API", addr.to_string());
+        std::env::set_var("AWS_LAMBDA_FUNCTION_NAME", "archiver");
+        std::env::set_var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024");
+        std::env::set_var("AWS_LAMBDA_FUNCTION_VERSION", "1");
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            dest: dir.path().display().to_string(),
+            ..Settings::default()
+        };
+        let sink = Arc::new(LocalDirSink::new(dir.path()));
+        let function = Arc::new(Function::new(settings, sink, "archiver").unwrap());
+        // The runtime runs until the answer arrives, then is dropped.
+        let (path, body) = tokio::select! {
+            stopped = serve(function) => panic!("the runtime stopped: {stopped:?}"),
+            answer = tokio::time::timeout(std::time::Duration::from_secs(120), rx.recv()) => {
+                answer.expect("the function answered within two minutes").unwrap()
+            }
+        };
+        assert_eq!(
+            path,
+            format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+        let mut ids = Vec::new();
+        let mut stack = vec![dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(d).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let name = p.display().to_string();
+                let rows = reader::read_rows(
+                    Format::of_key(&name).unwrap(),
+                    std::fs::read(&p).unwrap(),
+                    &name,
+                    Projection::ALL,
+                )
+                .unwrap();
+                for r in rows {
+                    assert_eq!(r.table_name, "big_table");
+                    assert!(r.record.contains("12345678901234567890123456789012345678"));
+                    ids.push(r.event_id);
+                }
+            }
+        }
+        ids.sort_by_key(|id| id[2..].parse::<usize>().unwrap());
+        let want: Vec<String> = (0..records).map(|i| format!("ev{i}")).collect();
+        assert_eq!(ids, want);
+    }
 }
