@@ -295,28 +295,41 @@ impl Archiver {
             return;
         }
         let started = Instant::now();
-        let mut results: Vec<Option<Result<PutOutcome, String>>> = Vec::new();
-        results.resize_with(jobs.len(), || None);
-        let mut files: Vec<Option<EncodedFile>> = Vec::with_capacity(jobs.len());
-        let mut metas = Vec::with_capacity(jobs.len());
+        let mut stored = Vec::with_capacity(jobs.len());
+        let mut files = Vec::with_capacity(jobs.len());
         for job in jobs {
-            files.push(Some(job.file));
-            metas.push((job.kind, job.first_index, job.first_sequence_number));
+            stored.push(Stored {
+                key: job.file.key.clone(),
+                records: job.file.records,
+                bytes: job.file.body.len(),
+                kind: job.kind,
+                first_index: job.first_index,
+                first_sequence_number: job.first_sequence_number,
+            });
+            files.push(job.file);
         }
-        let mut tasks: tokio::task::JoinSet<(usize, EncodedFile, Result<PutOutcome, String>)> =
-            tokio::task::JoinSet::new();
+        let results = self.put_all(files).await;
+        self.summary.write_time += started.elapsed();
+        for (file, result) in stored.into_iter().zip(results) {
+            self.account(file, result);
+        }
+    }
+
+    /// Puts files, [`WRITE_CONCURRENCY`] at a time, within the deadline; the results
+    /// come in the order of `files`.
+    async fn put_all(&self, files: Vec<EncodedFile>) -> Vec<Result<PutOutcome, String>> {
+        let mut results: Vec<Option<Result<PutOutcome, String>>> = Vec::new();
+        results.resize_with(files.len(), || None);
+        let mut tasks = tokio::task::JoinSet::new();
         let mut ids = std::collections::HashMap::new();
-        let mut next = 0;
+        let mut pending = files.into_iter().enumerate();
         loop {
-            while tasks.len() < WRITE_CONCURRENCY && next < files.len() {
-                let i = next;
-                next += 1;
-                let Some(file) = files[i].take() else {
-                    continue;
+            while tasks.len() < WRITE_CONCURRENCY {
+                let Some((i, file)) = pending.next() else {
+                    break;
                 };
                 if self.out_of_time() {
                     results[i] = Some(Err(NOT_STARTED.to_string()));
-                    files[i] = Some(file);
                     continue;
                 }
                 let sink = Arc::clone(&self.sink);
@@ -330,16 +343,13 @@ impl Archiver {
                         },
                         None => put.await.map_err(|e| e.message),
                     };
-                    (i, file, result)
+                    (i, result)
                 });
                 ids.insert(handle.id(), i);
             }
             match tasks.join_next_with_id().await {
                 None => break,
-                Some(Ok((_, (i, file, result)))) => {
-                    results[i] = Some(result);
-                    files[i] = Some(file);
-                }
+                Some(Ok((_, (i, result)))) => results[i] = Some(result),
                 Some(Err(e)) => {
                     if let Some(&i) = ids.get(&e.id()) {
                         results[i] = Some(Err(format!("the write task failed: {e}")));
@@ -347,57 +357,73 @@ impl Archiver {
                 }
             }
         }
-        self.summary.write_time += started.elapsed();
-        for (i, ((kind, first_index, first_sequence_number), result)) in
-            metas.into_iter().zip(results).enumerate()
-        {
-            let (key, records, bytes) = match &files[i] {
-                Some(f) => (f.key.clone(), f.records, f.body.len()),
-                None => (String::new(), 0, 0),
-            };
-            let result = result.unwrap_or_else(|| Err("the write did not run".to_string()));
-            match result {
-                Ok(outcome) => {
-                    self.summary.files.push(FileReport {
-                        location: self.sink.location(&key),
-                        records,
-                        bytes,
-                        outcome,
-                    });
-                    match kind {
-                        FileKind::Data { table, partition } => {
-                            self.summary.archived += records;
-                            *self
-                                .summary
-                                .partitions
-                                .entry(table)
-                                .or_default()
-                                .entry(partition)
-                                .or_default() += records;
-                        }
-                        FileKind::Rejected => self.summary.rejected += records,
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err("the write did not run".to_string())))
+            .collect()
+    }
+
+    /// Accounts for one file whose put is done, stored or failed.
+    fn account(&mut self, file: Stored, result: Result<PutOutcome, String>) {
+        let Stored {
+            key,
+            records,
+            bytes,
+            kind,
+            first_index,
+            first_sequence_number,
+        } = file;
+        match result {
+            Ok(outcome) => {
+                self.summary.files.push(FileReport {
+                    location: self.sink.location(&key),
+                    records,
+                    bytes,
+                    outcome,
+                });
+                match kind {
+                    FileKind::Data { table, partition } => {
+                        self.summary.archived += records;
+                        *self
+                            .summary
+                            .partitions
+                            .entry(table)
+                            .or_default()
+                            .entry(partition)
+                            .or_default() += records;
                     }
+                    FileKind::Rejected => self.summary.rejected += records,
                 }
-                Err(error) => {
-                    let location = self.sink.location(&key);
-                    tracing::error!(
-                        location,
-                        records,
-                        first_sequence_number,
-                        error,
-                        "file not stored"
-                    );
-                    self.summary.failed_files.push(FailedFile {
-                        location,
-                        records,
-                        first_index,
-                        first_sequence_number,
-                        error,
-                    });
-                }
+            }
+            Err(error) => {
+                let location = self.sink.location(&key);
+                tracing::error!(
+                    location,
+                    records,
+                    first_sequence_number,
+                    error,
+                    "file not stored"
+                );
+                self.summary.failed_files.push(FailedFile {
+                    location,
+                    records,
+                    first_index,
+                    first_sequence_number,
+                    error,
+                });
             }
         }
     }
+}
+
+/// A file being stored: what its report needs once the put is done.
+struct Stored {
+    key: String,
+    records: usize,
+    bytes: usize,
+    kind: FileKind,
+    first_index: usize,
+    first_sequence_number: String,
 }
 
 /// The error of a file whose put did not start because the deadline was reached.

@@ -657,6 +657,11 @@ mod tests {
         assert_eq!(to_i64("1E3"), Ok(1000));
     }
 
+    /// Column `i`, as its concrete array type.
+    fn col<T: 'static>(cols: &[ArrayRef], i: usize) -> &T {
+        cols[i].as_any().downcast_ref::<T>().unwrap()
+    }
+
     #[test]
     fn typed_values_from_images() {
         let s = schema(
@@ -681,81 +686,31 @@ mod tests {
         let image = r#"{"amount":{"N":"1234.56"},"big":{"N":"12345678901234567890123456789012345678"},"huge":{"N":"1E+125"},"qty":{"N":"7"},"paid":{"BOOL":true},"issued_at":{"S":"2025-12-31T23:59:58.250Z"},"expires":{"N":"1767225600"},"due":{"S":"2026-02-01"},"sig":{"B":"AAEC/w=="},"tags":{"SS":["priority","eu"]},"scores":{"NS":["1","2.5","-3"]},"lines":{"L":[{"M":{"sku":{"S":"A-1"},"price":{"N":"500.00"}}},{"M":{"sku":{"S":"B-2"}}}]},"attr.with dots":{"M":{"z":{"NULL":true},"a":{"NS":["1E+2"]}}},"note":{"NULL":true}}"#;
         let cols = typed_columns(&s, &[record(EventName::Insert, image)]).unwrap();
         assert_eq!(cols.len(), s.columns.len() + 1);
-        let dec = |i: usize| {
-            cols[i]
-                .as_any()
-                .downcast_ref::<Decimal128Array>()
-                .unwrap()
-                .value(0)
-        };
-        assert_eq!(dec(0), 123456);
-        assert_eq!(dec(1), 12345678901234567890123456789012345678);
+        assert_eq!(col::<Decimal128Array>(&cols, 0).value(0), 123456);
         assert_eq!(
-            cols[2]
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .unwrap()
-                .value(0),
-            1e125
+            col::<Decimal128Array>(&cols, 1).value(0),
+            12345678901234567890123456789012345678
         );
-        assert_eq!(
-            cols[3]
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .value(0),
-            7
-        );
-        assert!(cols[4]
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .unwrap()
-            .value(0));
-        let ts = |i: usize| {
-            cols[i]
-                .as_any()
-                .downcast_ref::<TimestampMillisecondArray>()
-                .unwrap()
-                .value(0)
-        };
+        assert_eq!(col::<Float64Array>(&cols, 2).value(0), 1e125);
+        assert_eq!(col::<Int64Array>(&cols, 3).value(0), 7);
+        assert!(col::<BooleanArray>(&cols, 4).value(0));
+        let ts = |i: usize| col::<TimestampMillisecondArray>(&cols, i).value(0);
         assert_eq!(ts(5), 1_767_225_598_250);
         assert_eq!(ts(6), 1_767_225_600_000);
-        assert_eq!(
-            cols[7]
-                .as_any()
-                .downcast_ref::<Date32Array>()
-                .unwrap()
-                .value(0),
-            20_485
-        );
-        assert_eq!(
-            cols[8]
-                .as_any()
-                .downcast_ref::<BinaryArray>()
-                .unwrap()
-                .value(0),
-            [0u8, 1, 2, 255]
-        );
-        let tags = cols[9]
-            .as_any()
-            .downcast_ref::<ListArray>()
-            .unwrap()
-            .value(0);
+        assert_eq!(col::<Date32Array>(&cols, 7).value(0), 20_485);
+        assert_eq!(col::<BinaryArray>(&cols, 8).value(0), [0u8, 1, 2, 255]);
+        let tags = col::<ListArray>(&cols, 9).value(0);
         assert_eq!(
             tags.as_string::<i32>().iter().flatten().collect::<Vec<_>>(),
             ["priority", "eu"]
         );
-        let scores = cols[10]
-            .as_any()
-            .downcast_ref::<ListArray>()
-            .unwrap()
-            .value(0);
+        let scores = col::<ListArray>(&cols, 10).value(0);
         let scores = scores.as_any().downcast_ref::<Decimal128Array>().unwrap();
         assert_eq!(
             scores.iter().flatten().collect::<Vec<_>>(),
             [100, 250, -300]
         );
-        let text = |i: usize| cols[i].as_any().downcast_ref::<StringArray>().unwrap();
+        let text = |i: usize| col::<StringArray>(&cols, i);
         assert_eq!(text(11).value(0), "A-1");
         assert!(text(12).is_null(0));
         assert_eq!(text(13).value(0), r#"{"z":null,"a":[1E+2]}"#);

@@ -351,6 +351,46 @@ pub fn validate_column_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl ColumnRepr {
+    /// The declared type, parsed and checked.
+    fn column_type(&self) -> Result<ColumnType, String> {
+        let ty = ColumnType::parse(&self.ty).ok_or_else(|| {
+            format!(
+                "unknown type {:?} (expected string, bigint, double, decimal(p,s), \
+                 boolean, timestamp, date, binary, array<string|bigint|double|decimal(p,s)> \
+                 or json)",
+                self.ty
+            )
+        })?;
+        ty.check()?;
+        Ok(ty)
+    }
+
+    /// Where the value comes from: `attribute`, or `path` starting with one.
+    fn source(&self) -> Result<Source, String> {
+        match (&self.attribute, &self.path) {
+            (Some(attribute), None) => {
+                if attribute.is_empty() {
+                    return Err("`attribute` is empty".to_string());
+                }
+                Ok(Source {
+                    attribute: attribute.clone(),
+                    path: Vec::new(),
+                })
+            }
+            (None, Some(path)) => match path.split_first() {
+                Some((PathStep::Key(attribute), rest)) if !attribute.is_empty() => Ok(Source {
+                    attribute: attribute.clone(),
+                    path: rest.to_vec(),
+                }),
+                _ => Err("`path` must start with a non-empty attribute name".to_string()),
+            },
+            (Some(_), Some(_)) => Err("give `attribute` or `path`, not both".to_string()),
+            (None, None) => Err("give `attribute` or `path`".to_string()),
+        }
+    }
+}
+
 impl TableSchema {
     /// Parses and validates schema-file text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, SchemaError> {
@@ -395,44 +435,8 @@ impl TableSchema {
                     i + 1
                 )));
             }
-            let ty = ColumnType::parse(&c.ty).ok_or_else(|| {
-                bad(format!(
-                    "unknown type {:?} (expected string, bigint, double, decimal(p,s), \
-                     boolean, timestamp, date, binary, array<string|bigint|double|decimal(p,s)> \
-                     or json)",
-                    c.ty
-                ))
-            })?;
-            ty.check().map_err(bad)?;
-            let source = match (c.attribute.clone(), c.path.clone()) {
-                (Some(attribute), None) => {
-                    if attribute.is_empty() {
-                        return Err(bad("`attribute` is empty".to_string()));
-                    }
-                    Source {
-                        attribute,
-                        path: Vec::new(),
-                    }
-                }
-                (None, Some(path)) => {
-                    let mut steps = path.into_iter();
-                    match steps.next() {
-                        Some(PathStep::Key(attribute)) if !attribute.is_empty() => Source {
-                            attribute,
-                            path: steps.collect(),
-                        },
-                        _ => {
-                            return Err(bad(
-                                "`path` must start with a non-empty attribute name".to_string()
-                            ))
-                        }
-                    }
-                }
-                (Some(_), Some(_)) => {
-                    return Err(bad("give `attribute` or `path`, not both".to_string()))
-                }
-                (None, None) => return Err(bad("give `attribute` or `path`".to_string())),
-            };
+            let ty = c.column_type().map_err(bad)?;
+            let source = c.source().map_err(bad)?;
             columns.push(Column {
                 name: c.name,
                 source,
