@@ -46,6 +46,11 @@ S3_URL="http://127.0.0.1:$S3_PORT"
 AWS_ENDPOINT_URL_S3="$S3_URL" "$BIN" replay --source s3://replay-src/arch --table "$TABLE" \
   --batch-size 64 > "$W/s3.jsonl" 2> "$W/s3.summary"
 cmp "$W/local.jsonl" "$W/s3.jsonl"
+log "schema infer reads the same archive from s3s-fs as from the directory"
+"$BIN" schema infer --table "$TABLE" "$W/first" > "$W/infer-local.json"
+AWS_ENDPOINT_URL_S3="$S3_URL" "$BIN" schema infer --table "$TABLE" s3://replay-src/arch > "$W/infer-s3.json"
+cmp "$W/infer-local.json" "$W/infer-s3.json"
+grep -q '"columns"' "$W/infer-s3.json"
 for range in "--from 2026-03-02T00:00:00Z" "--to 2026-03-02T12:00:00Z" \
              "--from 2026-03-01T20:00:00.500Z --to 2026-03-03T00:00:00Z"; do
   # shellcheck disable=SC2086

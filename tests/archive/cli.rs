@@ -155,3 +155,79 @@ fn bad_settings_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-file-records"));
 }
+
+#[test]
+fn errors_name_the_flag_of_the_command_that_was_run() {
+    let out = bin()
+        .args(["replay", "--source", "gs://bucket/x", "--table", "orders"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid --source") && !err.contains("--dest"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["archive", "--max-file-records", "0", "--dest"])
+        .arg(dir.path())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/events/invoices-stream.json"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-file-records / ARCHIVE_MAX_FILE_RECORDS"),
+        "{err}"
+    );
+    assert!(files(dir.path()).is_empty());
+}
+
+#[test]
+fn schema_infer_reads_every_gzip_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["archive", "--format", "jsonl.gz", "--max-file-records", "1", "--dest"])
+        .arg(dir.path())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/events/invoices-stream.json"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // The day's two files joined into one of two gzip members: only the second record
+    // has `expires`, so a reader that stops after the first member misses it.
+    let day = dir.path().join("invoices/year=2025/month=12/day=31");
+    let mut names: Vec<_> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2);
+    let joined: Vec<u8> = names.iter().flat_map(|p| std::fs::read(p).unwrap()).collect();
+    let only = tempfile::tempdir().unwrap();
+    let file = only.path().join("joined.json.gz");
+    std::fs::write(&file, &joined).unwrap();
+    let out = bin()
+        .args(["schema", "infer", "--table", "invoices"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proposal: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let attributes: Vec<&str> = proposal["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["attribute"].as_str().unwrap())
+        .collect();
+    assert!(attributes.contains(&"expires"), "{attributes:?}");
+    assert!(attributes.contains(&"tags"), "{attributes:?}");
+}
