@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod aws;
 pub mod buffer;
+pub mod compact;
 pub mod decode;
 pub mod encode;
 pub mod lambda;

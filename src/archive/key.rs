@@ -7,6 +7,12 @@
 //! - A rejected-records object:
 //!   `_rejected/year=YYYY/month=MM/day=DD/rejected-<digest>.json.gz`, under the
 //!   processing date, `<digest>` 16 hex digits of SHA-256 over its uncompressed lines.
+//!
+//! In the compacted layer (its own root):
+//! - A compacted file: `<table>/year=YYYY/month=MM/day=DD/compacted-<version>-<part>.parquet`,
+//!   `<version>` 16 hex digits naming the set of raw objects it was made from, `<part>`
+//!   three or more digits.
+//! - A table-day's manifest: `_manifests/<table>/year=YYYY/month=MM/day=DD/manifest.json`.
 
 use chrono::{Datelike, NaiveDate};
 
@@ -14,6 +20,9 @@ use crate::encode::Format;
 
 /// The folder under the archive root that holds rejected records.
 pub const REJECTED_DIR: &str = "_rejected";
+
+/// The folder under the compacted layer's root that holds the manifests.
+pub const MANIFESTS_DIR: &str = "_manifests";
 
 /// Hex digits of the digest in object names.
 pub const DIGEST_HEX_DIGITS: usize = 16;
@@ -87,6 +96,24 @@ pub enum ObjectKey {
         /// Digest of the uncompressed lines.
         digest: String,
     },
+    /// One file of a compacted table-day.
+    Compacted {
+        /// The DynamoDB table.
+        table: String,
+        /// The UTC day.
+        date: NaiveDate,
+        /// The compaction version: names the set of raw objects compacted.
+        version: String,
+        /// The file's number within the version, from 0.
+        part: u32,
+    },
+    /// A compacted table-day's manifest.
+    Manifest {
+        /// The DynamoDB table.
+        table: String,
+        /// The UTC day.
+        date: NaiveDate,
+    },
 }
 
 impl DataKey {
@@ -133,7 +160,33 @@ impl ObjectKey {
     /// Parses a key relative to the archive root; `None` for keys the archiver does not
     /// write.
     pub fn parse(key: &str) -> Option<ObjectKey> {
+        if let Some(rest) = key
+            .strip_prefix(MANIFESTS_DIR)
+            .and_then(|k| k.strip_prefix('/'))
+        {
+            let (table, date, name) = split_partition(rest)?;
+            crate::route::validate_table_name(table).ok()?;
+            return (name == "manifest.json").then(|| ObjectKey::Manifest {
+                table: table.to_string(),
+                date,
+            });
+        }
         let (table, date, name) = split_partition(key)?;
+        if let Some(stem) = name
+            .strip_prefix("compacted-")
+            .and_then(|n| n.strip_suffix(".parquet"))
+        {
+            crate::route::validate_table_name(table).ok()?;
+            let (version, part) = stem.split_once('-')?;
+            let part_ok = part.len() >= 3 && part.bytes().all(|b| b.is_ascii_digit());
+            let number: u32 = part.parse().ok()?;
+            return (is_digest(version) && part_ok).then(|| ObjectKey::Compacted {
+                table: table.to_string(),
+                date,
+                version: version.to_string(),
+                part: number,
+            });
+        }
         if table == REJECTED_DIR {
             let digest = name.strip_prefix("rejected-")?.strip_suffix(".json.gz")?;
             return is_digest(digest).then(|| ObjectKey::Rejected {
@@ -165,14 +218,21 @@ impl ObjectKey {
             ObjectKey::Rejected { date, digest } => {
                 format!("{}rejected-{digest}.json.gz", rejected_path(*date))
             }
-        }
-    }
-
-    /// The digest in the object's name.
-    pub fn digest(&self) -> &str {
-        match self {
-            ObjectKey::Data(d) => &d.digest,
-            ObjectKey::Rejected { digest, .. } => digest,
+            ObjectKey::Compacted {
+                table,
+                date,
+                version,
+                part,
+            } => format!(
+                "{}compacted-{version}-{part:03}.parquet",
+                partition_path(table, *date)
+            ),
+            ObjectKey::Manifest { table, date } => {
+                format!(
+                    "{MANIFESTS_DIR}/{}manifest.json",
+                    partition_path(table, *date)
+                )
+            }
         }
     }
 }
@@ -231,17 +291,33 @@ mod tests {
                 date: date(2026, 12, 3),
                 digest: "00ff00ff00ff00ff".into(),
             },
+            ObjectKey::Compacted {
+                table: "orders".into(),
+                date: date(2026, 1, 2),
+                version: "0123456789abcdef".into(),
+                part: 12,
+            },
+            ObjectKey::Compacted {
+                table: "orders".into(),
+                date: date(2026, 1, 2),
+                version: "0123456789abcdef".into(),
+                part: 1234,
+            },
+            ObjectKey::Manifest {
+                table: "orders".into(),
+                date: date(2026, 1, 2),
+            },
         ];
         for k in keys {
             let text = k.key();
             assert_eq!(ObjectKey::parse(&text), Some(k.clone()), "{text}");
-            assert_eq!(
-                partition_day(&text),
-                Some(match &k {
-                    ObjectKey::Data(d) => d.date,
-                    ObjectKey::Rejected { date, .. } => *date,
-                })
-            );
+            let day = match &k {
+                ObjectKey::Data(d) => d.date,
+                ObjectKey::Rejected { date, .. }
+                | ObjectKey::Compacted { date, .. }
+                | ObjectKey::Manifest { date, .. } => *date,
+            };
+            assert_eq!(partition_day(&text), Some(day));
         }
     }
 
@@ -258,6 +334,10 @@ mod tests {
             "orders/year=2026/month=01/100-200-0123456789abcdef.parquet",
             "_rejected/year=2026/month=01/day=02/rejected-0123.json.gz",
             "o/year=2026/month=01/day=02/100-200-0123456789abcdef.parquet",
+            "orders/year=2026/month=01/day=02/compacted-0123456789abcdef-1.parquet",
+            "orders/year=2026/month=01/day=02/compacted-0123456789abcdef.parquet",
+            "_manifests/orders/year=2026/month=01/day=02/other.json",
+            "_manifests/year=2026/month=01/day=02/manifest.json",
         ] {
             assert_eq!(ObjectKey::parse(key), None, "{key}");
         }

@@ -14,6 +14,7 @@ use parquet::arrow::ProjectionMask;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::decode::{ChangeRecord, EventName, SourceKind};
 pub use crate::encode::Format;
 
 /// A file whose rows cannot be read. `reason` says where and what.
@@ -155,6 +156,36 @@ pub struct Row {
     pub old_image: Option<String>,
     /// `record`, the change record text exactly as archived.
     pub record: String,
+}
+
+impl Row {
+    /// The change this row holds, as the encoders take it (every column must have been
+    /// read). The texts are the row's own.
+    pub fn into_change(self) -> Result<ChangeRecord, String> {
+        let event_name = EventName::parse(&self.event_name).ok_or_else(|| {
+            format!(
+                "event_name {:?} is not INSERT, MODIFY or REMOVE",
+                self.event_name
+            )
+        })?;
+        Ok(ChangeRecord {
+            event_id: self.event_id,
+            event_name,
+            table_name: self.table_name,
+            sequence_number: self.sequence_number,
+            approximate_creation_time_ms: self.time_ms,
+            stream_view_type: self.stream_view_type,
+            size_bytes: self.size_bytes,
+            ttl_delete: self.ttl_delete,
+            keys: self.keys.into(),
+            new_image: self.new_image.map(Into::into),
+            old_image: self.old_image.map(Into::into),
+            record: self.record.into(),
+            // Not a column: the encoders do not use it.
+            source: SourceKind::DynamoDbStream,
+            index: 0,
+        })
+    }
 }
 
 /// Reads every row of one archive file into memory. `location` names the file in
@@ -448,7 +479,9 @@ fn next_line(
     }
 }
 
-fn parse_line(text: &str, projection: Projection) -> Result<Row, String> {
+/// Parses one archive JSON line (as [`crate::encode::jsonl::write_line`] writes it)
+/// into a row with the projected columns.
+pub fn parse_line(text: &str, projection: Projection) -> Result<Row, String> {
     let parsed: Line<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let mut row = Row::default();
     for column in projection.columns() {
@@ -544,6 +577,20 @@ mod tests {
         assert_eq!(rows[0].size_bytes, Some(12));
         assert_eq!(rows[0].new_image.as_deref(), Some(r#"{"pk":{"S":"a"}}"#));
         assert_eq!(rows[0].old_image, None);
+    }
+
+    #[test]
+    fn rows_become_changes_that_write_the_same_line() {
+        let row = parse_line(LINE, Projection::ALL).unwrap();
+        let change = row.clone().into_change().unwrap();
+        let mut line = Vec::new();
+        crate::encode::jsonl::write_line(&mut line, &change);
+        assert_eq!(String::from_utf8(line).unwrap(), format!("{LINE}\n"));
+        let bad = Row {
+            event_name: "UPSERT".into(),
+            ..row
+        };
+        assert!(bad.into_change().unwrap_err().contains("UPSERT"));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
+
+use super::key;
 
 use crate::settings::Location;
 
@@ -25,8 +28,15 @@ pub trait ArchiveSource: Send + Sync {
     /// A prefix with nothing under it gives an empty list.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError>;
 
+    /// The names of the folders directly under `prefix` (a prefix ending in `/`, or
+    /// empty for the root), sorted: `orders` for `orders/year=2026/...` under the root.
+    async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError>;
+
     /// The bytes of the object under `key`.
     async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError>;
+
+    /// Whether an object exists under `key`.
+    async fn exists(&self, key: &str) -> Result<bool, SourceError>;
 
     /// The full location of a key, for reports (a path or an `s3://` URL).
     fn location(&self, key: &str) -> String;
@@ -45,7 +55,11 @@ pub async fn open(source: &str, flag: &str) -> Result<Box<dyn ArchiveSource>, So
 /// standard retries.
 pub async fn open_location(location: &Location) -> Box<dyn ArchiveSource> {
     match location {
-        Location::Local(root) => Box::new(LocalDirSource::new(root.clone())),
+        // An absolute root, so locations in reports and manifests stay valid from
+        // anywhere.
+        Location::Local(root) => Box::new(LocalDirSource::new(
+            std::path::absolute(root).unwrap_or_else(|_| root.clone()),
+        )),
         Location::S3 { bucket, prefix } => {
             let client = crate::aws::s3(
                 &crate::aws::shared_config().await,
@@ -54,6 +68,59 @@ pub async fn open_location(location: &Location) -> Box<dyn ArchiveSource> {
             Box::new(S3Source::new(client, bucket.clone(), prefix.clone()))
         }
     }
+}
+
+/// The table-days of an archive (raw or compacted), sorted: every table under the root
+/// (or only `table`), every `year=/month=/day=` partition within `[from, to]`. Folders
+/// that are not partitions, and `_`-prefixed folders (`_rejected`, `_manifests`), are
+/// not table-days.
+pub async fn table_days(
+    source: &dyn ArchiveSource,
+    table: Option<&str>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<Vec<(String, NaiveDate)>, SourceError> {
+    let tables = match table {
+        Some(t) => vec![t.to_string()],
+        None => source
+            .folders("")
+            .await?
+            .into_iter()
+            .filter(|t| !t.starts_with('_') && crate::route::validate_table_name(t).is_ok())
+            .collect(),
+    };
+    let number =
+        |name: &str, prefix: &str| -> Option<u32> { name.strip_prefix(prefix)?.parse().ok() };
+    let mut out = Vec::new();
+    for table in tables {
+        let root = key::table_prefix(&table);
+        for y in source.folders(&root).await? {
+            let Some(year) = number(&y, "year=") else {
+                continue;
+            };
+            let year_prefix = format!("{root}{y}/");
+            for m in source.folders(&year_prefix).await? {
+                let Some(month) = number(&m, "month=") else {
+                    continue;
+                };
+                let month_prefix = format!("{year_prefix}{m}/");
+                for d in source.folders(&month_prefix).await? {
+                    let date = number(&d, "day=").and_then(|day| {
+                        NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
+                    });
+                    let Some(date) = date else { continue };
+                    // Only the canonical spelling (`month=01`) is a partition.
+                    if key::partition_path(&table, date) != format!("{month_prefix}{d}/") {
+                        continue;
+                    }
+                    if from.is_none_or(|f| date >= f) && to.is_none_or(|t| date <= t) {
+                        out.push((table.clone(), date));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads objects as files under a root directory. Hidden files (the sink's `.tmp-`
@@ -115,9 +182,37 @@ impl ArchiveSource for LocalDirSource {
         Ok(out)
     }
 
+    async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        let dir = self.root.join(prefix);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(&dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.')
+                && entry
+                    .file_type()
+                    .map_err(|e| io_error(&entry.path(), e))?
+                    .is_dir()
+            {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
         let path = self.root.join(key);
         std::fs::read(&path).map_err(|e| io_error(&path, e))
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, SourceError> {
+        Ok(self.root.join(key).is_file())
     }
 
     fn location(&self, key: &str) -> String {
@@ -175,6 +270,48 @@ impl ArchiveSource for S3Source {
         Ok(out)
     }
 
+    async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        let full = format!("{}{prefix}", self.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(prefix, e))?;
+            for common in page.common_prefixes() {
+                if let Some(name) = common
+                    .prefix()
+                    .and_then(|p| p.strip_prefix(&full))
+                    .and_then(|p| p.strip_suffix('/'))
+                {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, SourceError> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
         let object = self
             .client
@@ -218,6 +355,33 @@ mod tests {
             ]
         );
         assert!(src.list("t_1/year=2025/").await.unwrap().is_empty());
+        assert_eq!(src.folders("").await.unwrap(), vec!["t_1"]);
+        assert_eq!(src.folders("t_1/").await.unwrap(), vec!["year=2026"]);
+        assert!(src.folders("t_2/").await.unwrap().is_empty());
+        assert!(src
+            .exists("t_1/year=2026/month=01/day=02/a.json.gz")
+            .await
+            .unwrap());
+        assert!(!src.exists("t_1/nothing").await.unwrap());
+        std::fs::create_dir_all(dir.path().join("t_1/year=2026/month=1/day=03")).unwrap();
+        std::fs::create_dir_all(dir.path().join("t_1/year=2026/month=02/day=01")).unwrap();
+        std::fs::create_dir_all(dir.path().join("_rejected/year=2026/month=02/day=01")).unwrap();
+        std::fs::create_dir_all(dir.path().join("other_t/year=2025/month=12/day=31")).unwrap();
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(
+            table_days(&src, None, None, None).await.unwrap(),
+            vec![
+                ("other_t".to_string(), d(2025, 12, 31)),
+                ("t_1".to_string(), d(2026, 1, 2)),
+                ("t_1".to_string(), d(2026, 2, 1)),
+            ]
+        );
+        assert_eq!(
+            table_days(&src, Some("t_1"), Some(d(2026, 1, 3)), None)
+                .await
+                .unwrap(),
+            vec![("t_1".to_string(), d(2026, 2, 1))]
+        );
         assert_eq!(
             src.get("t_1/year=2026/month=01/day=02/a.json.gz")
                 .await

@@ -33,6 +33,13 @@ enum Command {
     ///
     /// Exit status: 0 when every selected change was replayed, 1 otherwise.
     Replay(ReplayArgs),
+    /// Compact each table-day's raw objects into few large Parquet files, ordered by
+    /// time then sequence number, each event once, with a manifest per table-day, in a
+    /// separate compacted layer. The raw archive is only read.
+    ///
+    /// Exit status: 0 when every selected day is compacted or unchanged, 1 otherwise
+    /// (each failed day is named with the object at fault; the other days are done).
+    Compact(CompactArgs),
     /// Athena / Glue table definitions for the archive of one DynamoDB table.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -103,6 +110,47 @@ struct ReplayArgs {
     /// temporary files.
     #[arg(long, value_name = "BYTES", default_value_t = ddb_archiver::replay::DEFAULT_MEMORY_BUDGET)]
     memory_budget: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct CompactArgs {
+    /// The raw archive: a local directory or `s3://bucket/prefix`.
+    #[arg(long, value_name = "DIR|s3://bucket/prefix")]
+    source: String,
+
+    /// The compacted layer: a local directory or `s3://bucket/prefix`, not the source.
+    #[arg(long, value_name = "DIR|s3://bucket/prefix")]
+    dest: String,
+
+    /// Only this table (default: every table under the source).
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+
+    /// First UTC day compacted (inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    from: Option<chrono::NaiveDate>,
+
+    /// Last UTC day compacted (inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    to: Option<chrono::NaiveDate>,
+
+    /// Directory of schema files: compacted files of those tables also carry typed
+    /// columns and `type_errors`.
+    #[arg(long, value_name = "DIR")]
+    schemas: Option<std::path::PathBuf>,
+
+    /// A compacted file ends once it reaches about this many bytes.
+    #[arg(long, value_name = "N", default_value_t = ddb_archiver::compact::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: usize,
+
+    /// Bytes of changes held in memory while sorting a day, before sorted runs spill
+    /// to temporary files.
+    #[arg(long, value_name = "BYTES", default_value_t = ddb_archiver::compact::DEFAULT_MEMORY_BUDGET)]
+    memory_budget: usize,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_event_name(s: &str) -> Result<ddb_archiver::decode::EventName, String> {
@@ -203,6 +251,7 @@ fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Archive(args) => runtime.block_on(archive(args)),
         Command::Replay(args) => runtime.block_on(replay(args)),
+        Command::Compact(args) => runtime.block_on(compact(args)),
         Command::Schema(cmd) => runtime.block_on(schema(cmd)),
     }
 }
@@ -277,7 +326,6 @@ async fn archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     use ddb_archiver::replay::{self, filter::Filter, invoke, Output, ReplayOptions};
-    use std::io::IsTerminal as _;
     let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&chrono::Utc);
     let opts = ReplayOptions {
         table: args.table,
@@ -294,17 +342,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         memory_budget: args.memory_budget,
     };
     let source = ddb_archiver::archive::source::open(&args.source, "--source").await?;
-    let progress = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner().with_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {elapsed} {human_pos} records read ({per_sec}), {msg}",
-            )?,
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let progress = progress_bar("{spinner} {elapsed} {human_pos} records read ({per_sec}), {msg}")?;
     let to_stdout = args.invoke_function.is_none() && args.out == "-";
     let mut file_out;
     let mut stdout_out;
@@ -341,4 +379,81 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => Ok(ExitCode::SUCCESS),
         Some(e) => Err(e.into()),
     }
+}
+
+/// A spinner on a terminal, nothing otherwise.
+fn progress_bar(template: &str) -> anyhow::Result<indicatif::ProgressBar> {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return Ok(indicatif::ProgressBar::hidden());
+    }
+    let bar = indicatif::ProgressBar::new_spinner()
+        .with_style(indicatif::ProgressStyle::with_template(template)?);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Ok(bar)
+}
+
+async fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
+    use ddb_archiver::archive::source;
+    use ddb_archiver::compact::{CompactOptions, Compactor, DayStatus};
+    use ddb_archiver::settings::Location;
+    let source_location =
+        Location::parse(&args.source).map_err(|e| anyhow::anyhow!("invalid --source: {e}"))?;
+    let dest_location =
+        Location::parse(&args.dest).map_err(|e| anyhow::anyhow!("invalid --dest: {e}"))?;
+    if source_location == dest_location {
+        anyhow::bail!(
+            "invalid --dest: it is the --source; the compacted layer needs a place of its own"
+        );
+    }
+    if let Some(t) = &args.table {
+        ddb_archiver::route::validate_table_name(t)
+            .map_err(|e| anyhow::anyhow!("invalid --table: {e}"))?;
+    }
+    if let (Some(f), Some(t)) = (args.from, args.to) {
+        if f > t {
+            anyhow::bail!("invalid --from/--to: --from {f} is after --to {t}");
+        }
+    }
+    if args.max_file_bytes == 0 || args.memory_budget == 0 {
+        anyhow::bail!("invalid --max-file-bytes / --memory-budget: must be greater than 0");
+    }
+    let schemas = match &args.schemas {
+        None => ddb_archiver::schema::SchemaSet::default(),
+        Some(dir) => ddb_archiver::schema::SchemaSet::load_dir(dir)
+            .map_err(|e| anyhow::anyhow!("invalid --schemas: {e}"))?,
+    };
+    let options = CompactOptions {
+        table: args.table,
+        from: args.from,
+        to: args.to,
+        schemas,
+        max_file_bytes: args.max_file_bytes,
+        memory_budget: args.memory_budget,
+        ..CompactOptions::default()
+    };
+    let raw = source::open_location(&source_location).await;
+    let dest_reader = source::open_location(&dest_location).await;
+    let sink = ddb_archiver::sink::open(&dest_location, None).await?;
+    let progress = progress_bar("{spinner} {elapsed} {human_pos} rows read ({per_sec})")?;
+    let summary = Compactor {
+        source: raw.as_ref(),
+        dest: dest_reader.as_ref(),
+        sink: sink.as_ref(),
+        options: &options,
+        progress: &progress,
+    }
+    .run()
+    .await?;
+    progress.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.render_text());
+    }
+    Ok(if summary.count(DayStatus::Failed) > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -33,6 +33,15 @@ pub enum Error {
     Parquet(parquet::errors::ParquetError),
 }
 
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Arrow(e) => write!(f, "building Arrow columns: {e}"),
+            Error::Parquet(e) => write!(f, "writing Parquet: {e}"),
+        }
+    }
+}
+
 impl Error {
     /// Attaches the partition being encoded.
     pub fn at(self, partition: &str) -> super::EncodeError {
@@ -152,41 +161,104 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Encodes changes as a Parquet file (one row group) with the standard columns, then
 /// the typed columns and `type_errors` of `schema` when given.
 pub fn encode(records: &[ChangeRecord], schema: Option<&TableSchema>) -> Result<Vec<u8>, Error> {
-    let arrow_schema = match schema {
-        None => standard_schema(),
-        Some(s) => {
-            let mut fields = standard_fields();
-            fields.extend(s.arrow_fields());
-            Arc::new(Schema::new(fields))
-        }
-    };
-    let mut writer = ArrowWriter::try_new(
-        Vec::new(),
-        Arc::clone(&arrow_schema),
-        Some(writer_properties()),
-    )
-    .map_err(Error::Parquet)?;
-    let mut rest = records;
-    while !rest.is_empty() {
-        let mut bytes = 0;
-        let take = rest
-            .iter()
-            .position(|r| {
-                bytes += r.approx_bytes();
-                bytes >= CHUNK_BYTES
-            })
-            .map_or(rest.len(), |i| i + 1);
-        let (chunk, tail) = rest.split_at(take);
-        rest = tail;
-        let mut columns = standard_columns(chunk);
+    let mut writer = Writer::new(Vec::new(), schema, None, writer_properties())?;
+    writer.write(records)?;
+    writer.finish()
+}
+
+/// A Parquet file being written from changes, in Arrow batches of about
+/// [`CHUNK_BYTES`] of JSON text: the standard columns, the typed columns and
+/// `type_errors` of a table schema when given, and optionally one constant text column
+/// (the compacted layer's `compaction_version`).
+pub struct Writer<W: std::io::Write + Send> {
+    inner: ArrowWriter<W>,
+    arrow_schema: SchemaRef,
+    schema: Option<TableSchema>,
+    constant: Option<String>,
+}
+
+impl<W: std::io::Write + Send> Writer<W> {
+    /// A writer into `out`. `constant` names a text column and its value for every row.
+    pub fn new(
+        out: W,
+        schema: Option<&TableSchema>,
+        constant: Option<(&str, &str)>,
+        properties: WriterProperties,
+    ) -> Result<Self, Error> {
+        let mut fields = standard_fields();
         if let Some(s) = schema {
-            columns.extend(crate::schema::flatten::typed_columns(s, chunk).map_err(Error::Arrow)?);
+            fields.extend(s.arrow_fields());
         }
-        let batch =
-            RecordBatch::try_new(Arc::clone(&arrow_schema), columns).map_err(Error::Arrow)?;
-        writer.write(&batch).map_err(Error::Parquet)?;
+        if let Some((name, _)) = constant {
+            fields.push(Field::new(name, DataType::Utf8, false));
+        }
+        let arrow_schema = Arc::new(Schema::new(fields));
+        let inner = ArrowWriter::try_new(out, Arc::clone(&arrow_schema), Some(properties))
+            .map_err(Error::Parquet)?;
+        Ok(Writer {
+            inner,
+            arrow_schema,
+            schema: schema.cloned(),
+            constant: constant.map(|(_, v)| v.to_string()),
+        })
     }
-    writer.into_inner().map_err(Error::Parquet)
+
+    /// Writes changes, in batches of about [`CHUNK_BYTES`].
+    pub fn write(&mut self, records: &[ChangeRecord]) -> Result<(), Error> {
+        let mut rest = records;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let take = rest
+                .iter()
+                .position(|r| {
+                    bytes += r.approx_bytes();
+                    bytes >= CHUNK_BYTES
+                })
+                .map_or(rest.len(), |i| i + 1);
+            let (chunk, tail) = rest.split_at(take);
+            rest = tail;
+            let mut columns = standard_columns(chunk);
+            if let Some(s) = &self.schema {
+                columns
+                    .extend(crate::schema::flatten::typed_columns(s, chunk).map_err(Error::Arrow)?);
+            }
+            if let Some(v) = &self.constant {
+                let values: arrow::array::StringArray =
+                    std::iter::repeat_n(Some(v.as_str()), chunk.len()).collect();
+                columns.push(Arc::new(values));
+            }
+            let batch = RecordBatch::try_new(Arc::clone(&self.arrow_schema), columns)
+                .map_err(Error::Arrow)?;
+            self.inner.write(&batch).map_err(Error::Parquet)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written to the output so far plus the encoded size of the row group in
+    /// progress: about the file's size if it ended now.
+    pub fn size(&self) -> usize {
+        self.inner.bytes_written() + self.inner.in_progress_size()
+    }
+
+    /// Encoded bytes of the row group in progress.
+    pub fn row_group_size(&self) -> usize {
+        self.inner.in_progress_size()
+    }
+
+    /// Rows in the row group in progress.
+    pub fn row_group_rows(&self) -> usize {
+        self.inner.in_progress_rows()
+    }
+
+    /// Ends the row group in progress.
+    pub fn end_row_group(&mut self) -> Result<(), Error> {
+        self.inner.flush().map_err(Error::Parquet)
+    }
+
+    /// Ends the file and returns the output.
+    pub fn finish(self) -> Result<W, Error> {
+        self.inner.into_inner().map_err(Error::Parquet)
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,35 @@ impl ObjectSink for LocalDirSink {
         })
     }
 
+    async fn replace(&self, file: &EncodedFile) -> Result<(), SinkError> {
+        let path = self.root.join(&file.key);
+        let err = |e: std::io::Error| SinkError {
+            location: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let dir = path.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(err)?;
+        tmp.write_all(&file.body).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), SinkError> {
+        let path = self.root.join(key);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SinkError {
+                location: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn location(&self, key: &str) -> String {
         self.root.join(key).display().to_string()
     }

@@ -40,6 +40,24 @@ pub trait ObjectSink: Send + Sync {
     /// already there. Returns only once the object is durable.
     async fn put(&self, file: &EncodedFile) -> Result<PutOutcome, SinkError>;
 
+    /// Stores `file` under its key, replacing any object there. Only for derived
+    /// objects (a compacted day's manifest); the archive itself is never replaced.
+    async fn replace(&self, file: &EncodedFile) -> Result<(), SinkError> {
+        Err(SinkError {
+            location: self.location(&file.key),
+            message: "this sink does not replace objects".to_string(),
+        })
+    }
+
+    /// Deletes the object under `key`; a missing object is no error. Only for derived
+    /// objects (a superseded compaction); the archive itself is never deleted from.
+    async fn delete(&self, key: &str) -> Result<(), SinkError> {
+        Err(SinkError {
+            location: self.location(key),
+            message: "this sink does not delete objects".to_string(),
+        })
+    }
+
     /// The full location of a key, for reports (a path or an `s3://` URL).
     fn location(&self, key: &str) -> String;
 }

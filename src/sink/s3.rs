@@ -351,7 +351,13 @@ impl S3Sink {
         }
     }
 
-    async fn put_single(&self, key: &str, file: &EncodedFile) -> Result<PutOutcome, AttemptError> {
+    /// One `PutObject`: conditional on no object under the key unless `replace`.
+    async fn put_single(
+        &self,
+        key: &str,
+        file: &EncodedFile,
+        replace: bool,
+    ) -> Result<PutOutcome, AttemptError> {
         let checksum = sha256_b64(&file.body);
         let body = bytes::Bytes::from(file.body.clone());
         let result = self
@@ -361,7 +367,7 @@ impl S3Sink {
                     .put_object()
                     .bucket(&self.bucket)
                     .key(key)
-                    .if_none_match("*")
+                    .set_if_none_match((!replace).then(|| "*".to_string()))
                     .checksum_sha256(&checksum)
                     .content_type(file.content_type)
                     .set_content_encoding(file.content_encoding.map(str::to_string))
@@ -505,10 +511,33 @@ impl ObjectSink for S3Sink {
         let result = if file.body.len() >= self.options.multipart_threshold {
             self.put_multipart(&key, file).await
         } else {
-            self.put_single(&key, file).await
+            self.put_single(&key, file, false).await
         };
         result.map_err(|e| SinkError {
             location: self.location(&file.key),
+            message: e.message,
+        })
+    }
+
+    async fn replace(&self, file: &EncodedFile) -> Result<(), SinkError> {
+        self.put_single(&self.full_key(&file.key), file, true)
+            .await
+            .map(|_| ())
+            .map_err(|e| SinkError {
+                location: self.location(&file.key),
+                message: e.message,
+            })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), SinkError> {
+        let full = self.full_key(key);
+        self.with_retries("DeleteObject", || {
+            let req = self.client.delete_object().bucket(&self.bucket).key(&full);
+            async move { req.send().await.map(|_| ()).map_err(attempt_error) }
+        })
+        .await
+        .map_err(|e| SinkError {
+            location: self.location(key),
             message: e.message,
         })
     }

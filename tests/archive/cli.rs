@@ -164,7 +164,10 @@ fn errors_name_the_flag_of_the_command_that_was_run() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("invalid --source") && !err.contains("--dest"), "{err}");
+    assert!(
+        err.contains("invalid --source") && !err.contains("--dest"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
         .args(["archive", "--max-file-records", "0", "--dest"])
@@ -188,7 +191,14 @@ fn errors_name_the_flag_of_the_command_that_was_run() {
 fn schema_infer_reads_every_gzip_member() {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
-        .args(["archive", "--format", "jsonl.gz", "--max-file-records", "1", "--dest"])
+        .args([
+            "archive",
+            "--format",
+            "jsonl.gz",
+            "--max-file-records",
+            "1",
+            "--dest",
+        ])
         .arg(dir.path())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -206,7 +216,10 @@ fn schema_infer_reads_every_gzip_member() {
         .collect();
     names.sort();
     assert_eq!(names.len(), 2);
-    let joined: Vec<u8> = names.iter().flat_map(|p| std::fs::read(p).unwrap()).collect();
+    let joined: Vec<u8> = names
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
     let only = tempfile::tempdir().unwrap();
     let file = only.path().join("joined.json.gz");
     std::fs::write(&file, &joined).unwrap();
