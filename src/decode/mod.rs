@@ -954,43 +954,165 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fast_path_matches_the_general_path() {
-        let dirs = [
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/public"),
-            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/events"),
-        ];
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let mut inputs = 0;
-        for dir in dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                if entry.path().extension().is_none_or(|e| e != "json") {
-                    continue;
-                }
-                let Ok(text) = std::fs::read_to_string(entry.path()) else {
-                    continue;
-                };
-                let mut cases = vec![text.clone(), minify_json_lossy(&text)];
-                for round in 0..400 {
-                    // One to three mutations at once.
-                    let mut mutated = mutate(&text, &mut rng);
-                    for _ in 0..round % 3 {
-                        mutated = mutated.and_then(|m| mutate(&m, &mut rng));
-                    }
-                    cases.extend(mutated);
-                    cases.extend(mutate_kinesis_payloads(&text, &mut rng));
-                }
-                for case in cases {
-                    let (fast, general) = both_paths(&case);
-                    assert_eq!(fast, general, "{}: {case}", entry.path().display());
-                    inputs += 1;
+    /// The event files in `dir` (`.json` and `.jsonl`) that are UTF-8, by path. Files
+    /// that are not UTF-8 stop before either path is taken, so they have nothing to
+    /// compare.
+    fn event_texts(dir: &std::path::Path) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path
+                .extension()
+                .is_some_and(|e| e == "json" || e == "jsonl")
+            {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    out.push((path, text));
                 }
             }
         }
-        assert!(inputs > 5_000, "only {inputs} inputs compared");
+        out.sort();
+        Ok(out)
+    }
+
+    /// Compares both paths on `text`, on its minified form and on `rounds` mutations of
+    /// it (and of its Kinesis payloads); returns how many inputs were compared and how
+    /// many of them the fast path read to the end (the rest fell back to the general
+    /// path).
+    fn compare_mutations(
+        path: &std::path::Path,
+        text: &str,
+        rounds: usize,
+        rng: &mut Rng,
+    ) -> (usize, usize) {
+        let mut cases = vec![text.to_string(), minify_json_lossy(text)];
+        for round in 0..rounds {
+            // One to three mutations at once.
+            let mut mutated = mutate(text, rng);
+            for _ in 0..round % 3 {
+                mutated = mutated.and_then(|m| mutate(&m, rng));
+            }
+            cases.extend(mutated);
+            cases.extend(mutate_kinesis_payloads(text, rng));
+        }
+        let mut fast = 0;
+        for case in &cases {
+            let (fast_out, general_out) = both_paths(case);
+            assert_eq!(fast_out, general_out, "{}: {case}", path.display());
+            let unmarked = case.strip_prefix('\u{feff}').unwrap_or(case);
+            fast += usize::from(scan::documents(unmarked, |_, _| ()).is_some());
+        }
+        (cases.len(), fast)
+    }
+
+    /// Says on the terminal (past the test harness's capture of `eprintln!`) that the
+    /// public sample events were not there.
+    fn note_public_fixtures_skipped(dir: &str) {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "public fixtures skipped: {dir} is not there (the project's own fixtures ran)"
+        );
+    }
+
+    /// The fast path and the general path agree on every event fixture and on thousands
+    /// of mutations of them. The project's own fixtures (tests/fixtures/events and the
+    /// bundled example) reach the threshold alone; the public sample events beside the
+    /// repository add to it when present.
+    #[test]
+    fn fast_path_matches_the_general_path() {
+        /// Mutation rounds per fixture file.
+        const ROUNDS: usize = 500;
+        /// Inputs the project's own fixtures must give, fixtures and mutations.
+        const OWN_INPUTS: usize = 8_000;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let public = root.join("../shared/fixtures/public");
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (mut own, mut own_fast) = (0, 0);
+        for dir in ["tests/fixtures/events", "examples/events"] {
+            let files = event_texts(&root.join(dir)).unwrap();
+            assert!(!files.is_empty(), "no fixtures in {dir}");
+            for (path, text) in files {
+                let (inputs, fast) = compare_mutations(&path, &text, ROUNDS, &mut rng);
+                own += inputs;
+                own_fast += fast;
+            }
+        }
+        let mut public_inputs = 0;
+        match event_texts(&public) {
+            Ok(files) => {
+                for (path, text) in files {
+                    public_inputs += compare_mutations(&path, &text, ROUNDS, &mut rng).0;
+                }
+            }
+            Err(_) => note_public_fixtures_skipped(&public.display().to_string()),
+        }
+        eprintln!("inputs compared: {own} from the project's fixtures ({own_fast} read by the fast path), {public_inputs} from the public ones");
+        assert!(own >= OWN_INPUTS, "only {own} inputs compared");
+        // Both paths are exercised in earnest, not only the general one.
+        assert!(
+            own_fast >= own / 4 && own - own_fast >= own / 4,
+            "{own_fast} of {own} inputs read by the fast path"
+        );
+    }
+
+    /// The unchanged fixtures reach every branch of the fast path's split: whole
+    /// documents read by it and left to the general path, records read by it (compact
+    /// and spaced) and left to the general path, and Kinesis payloads both ways.
+    #[test]
+    fn own_fixtures_reach_both_paths() {
+        use base64::engine::general_purpose::STANDARD;
+        const BRANCHES: [&str; 8] = [
+            "documents read by the fast path",
+            "documents left to the general path",
+            "records read by the fast path",
+            "records left to the general path",
+            "compact records",
+            "spaced records",
+            "Kinesis payloads read by the fast path",
+            "Kinesis payloads left to the general path",
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events");
+        let mut tally = std::collections::BTreeMap::<&str, usize>::new();
+        let mut count = |what| *tally.entry(what).or_default() += 1;
+        for (_, text) in event_texts(&dir).unwrap() {
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+            let records = scan::documents(text, |_, element| match element {
+                scan::Element::Read(_, scanned) => {
+                    let data = scanned.kinesis.and_then(|k| k.data).map(str::to_string);
+                    Some((scanned.compact, data))
+                }
+                scan::Element::Other(_) => None,
+            });
+            let Some(records) = records else {
+                count(BRANCHES[1]);
+                continue;
+            };
+            count(BRANCHES[0]);
+            for record in records {
+                let Some((compact, data)) = record else {
+                    count(BRANCHES[3]);
+                    continue;
+                };
+                count(BRANCHES[2]);
+                count(if compact { BRANCHES[4] } else { BRANCHES[5] });
+                if let Some(payload) = data.and_then(|d| STANDARD.decode(d).ok()) {
+                    let fast = std::str::from_utf8(&payload)
+                        .ok()
+                        .and_then(scan::whole_record);
+                    count(if fast.is_some() {
+                        BRANCHES[6]
+                    } else {
+                        BRANCHES[7]
+                    });
+                }
+            }
+        }
+        for what in BRANCHES {
+            assert!(
+                tally.contains_key(what),
+                "no {what} among the fixtures: {tally:?}"
+            );
+        }
     }
 
     #[test]

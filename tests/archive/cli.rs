@@ -17,7 +17,7 @@ fn bin() -> Command {
 }
 
 fn fixture(name: &str) -> String {
-    fixtures_dir().join(name).display().to_string()
+    own_fixture(name).display().to_string()
 }
 
 #[test]
@@ -57,22 +57,19 @@ fn exit_two_with_rejected_records_and_json_summary() {
     let out = bin()
         .args(["archive", "--json", "--format", "jsonl.gz", "--dest"])
         .arg(dir.path())
-        .arg(fixture("aws-sam-cli__DynamoDBUpdate.json"))
-        .arg(fixture("aws-lambda-go__dynamodb-event.json"))
+        .arg(fixture("rejected-records.json"))
+        .arg(fixture("view-keys-only.json"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["archived"], 2);
-    assert_eq!(v["rejected"], 3);
+    assert_eq!(v["archived"], 4);
+    assert_eq!(v["rejected"], 16);
     assert_eq!(
-        v["rejected_records"][0]["event_id"],
-        "c4ca4238a0b923820dcc509a6f75849b"
+        v["rejected_records"][1]["event_id"],
+        "rej-sequence-not-decimal"
     );
-    assert_eq!(
-        v["rejected_records"][0]["sequence_number"],
-        "4421584500000000017450439091"
-    );
+    assert_eq!(v["rejected_records"][1]["sequence_number"], "seq-0001");
     assert!(files(dir.path())
         .keys()
         .any(|k| k.starts_with("_rejected/") && k.ends_with(".json.gz")));
@@ -84,16 +81,14 @@ fn exit_one_on_invalid_json_but_other_files_are_archived() {
     let out = bin()
         .args(["archive", "--dest"])
         .arg(dir.path())
-        .arg(fixture("aws-lambda-go__dynamodb-event-malformed.2.json"))
-        .arg(fixture("aws-lambda-go__dynamodb-event.json"))
+        .arg(fixture("malformed-truncated.json"))
+        .arg(fixture("view-keys-only.json"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains(
-            "aws-lambda-go__dynamodb-event-malformed.2.json: invalid JSON at line 135, column 10"
-        ),
+        text.contains("malformed-truncated.json: invalid JSON at line 83, column 30"),
         "{text}"
     );
     let written = files(dir.path());

@@ -1,4 +1,4 @@
-//! End-to-end tests of the archive core, in process and through the CLI: real fixtures,
+//! End-to-end tests of the archive core, in process and through the CLI: event fixtures,
 //! lossless round trips, event-time partitioning, determinism and thresholds.
 
 mod cli;

@@ -1,9 +1,9 @@
 //! Helpers: run the pipeline into a temporary directory and read the archive back.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use ddb_archiver::encode::Format;
 use ddb_archiver::pipeline::Archiver;
@@ -11,8 +11,34 @@ use ddb_archiver::report::Summary;
 pub use ddb_archiver::settings::Settings;
 use ddb_archiver::sink::local::LocalDirSink;
 
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/public")
+/// The project's own event fixtures.
+pub fn own_fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events")
+}
+
+/// One of the project's own event fixtures.
+pub fn own_fixture(name: &str) -> PathBuf {
+    own_fixtures_dir().join(name)
+}
+
+/// The public sample events from other projects' test suites, beside the repository in
+/// `../shared/fixtures/public` (CI has them): an extra check on top of the project's own
+/// fixtures. `None` when they are not there; the first caller then says so on the
+/// terminal, past the test harness's capture of `eprintln!`.
+pub fn public_fixtures_dir() -> Option<PathBuf> {
+    static SKIPPED: Once = Once::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/public");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    SKIPPED.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "public fixtures skipped: {} is not there (the project's own fixtures ran)",
+            dir.display()
+        );
+    });
+    None
 }
 
 /// The default settings with destination `dest` and `format`.

@@ -35,9 +35,10 @@ import boto3
 import botocore.config
 import pytest
 
+from conftest import event_fixtures, fixture_params
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("DDB_ARCHIVER_LAMBDA_BIN", ROOT / "target/debug/ddb-archiver-lambda"))
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "public"
 ACCESS_KEY = "archiver-test"
 SECRET_KEY = "archiver-test-secret-0123456789"
 BUCKET = "archive"
@@ -686,7 +687,7 @@ def invoke_watch(port, data_file):
 
 
 def lambda_event_fixtures():
-    files = sorted(FIXTURES.glob("*.json")) + [ROOT / "examples/events/invoices-stream.json"]
+    files = event_fixtures() + [ROOT / "examples/events/invoices-stream.json"]
     out = []
     for f in files:
         try:
@@ -705,7 +706,7 @@ def expected_record(raw):
     return raw
 
 
-@pytest.mark.parametrize("fixture", lambda_event_fixtures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("fixture", fixture_params(lambda_event_fixtures(), ids=lambda p: p.name))
 def test_fixture_events_under_cargo_lambda_watch(s3, watch, fixture, tmp_path):
     port, _ = watch
     clear(s3, "watch/")

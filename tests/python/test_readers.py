@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ARCHIVABLE, EXAMPLE, ROOT, exact_json, input_records, run_archive
+from conftest import ARCHIVABLE, EXAMPLE, ROOT, exact_json, fixture_params, input_records, run_archive
 
 EXPECTED_SCHEMA = pa.schema([
     pa.field("event_id", pa.string(), nullable=False),
@@ -67,7 +67,7 @@ def rows_of(dest, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl.gz"])
-@pytest.mark.parametrize("src", ARCHIVABLE, ids=lambda p: p.stem[:50])
+@pytest.mark.parametrize("src", fixture_params(ARCHIVABLE, ids=lambda p: p.stem[:50]))
 def test_json_columns_equal_input(archives, src, fmt):
     dest, summary = archives[(src.name, fmt)]
     rows = rows_of(dest, fmt)
