@@ -445,7 +445,8 @@ impl Compactor<'_> {
             chunk_bytes += record.approx_bytes();
             chunk.push(record);
             report.rows += 1;
-            if chunk_bytes >= CHUNK_BYTES {
+            // Small files get small chunks, so a file ends near its size limit.
+            if chunk_bytes >= CHUNK_BYTES.min(self.options.max_file_bytes / 8) {
                 out.write(&chunk).await?;
                 chunk.clear();
                 chunk_bytes = 0;

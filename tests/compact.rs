@@ -1,0 +1,377 @@
+//! Compaction, in process: events → raw archive (the real pipeline, both formats mixed,
+//! part of it archived twice) → `compact` → a compacted layer whose rows are the raw
+//! rows, ordered and once each; reruns, late arrivals, file splits, spills and a
+//! corrupt source.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use ddb_archiver::archive::key::ObjectKey;
+use ddb_archiver::archive::order::cmp_sequence;
+use ddb_archiver::archive::reader::{read_rows, Format, Projection, Row};
+use ddb_archiver::archive::source::LocalDirSource;
+use ddb_archiver::compact::manifest::{sha256_hex, Manifest};
+use ddb_archiver::compact::{CompactOptions, CompactSummary, Compactor, DayStatus};
+use ddb_archiver::pipeline::Archiver;
+use ddb_archiver::settings::Settings;
+use ddb_archiver::sink::local::LocalDirSink;
+
+const TABLE: &str = "orders";
+
+/// `n` changes of 40 items over three UTC days (2026-01-01..03), several sharing a
+/// second, sequence numbers crossing a digit boundary and not in time order.
+fn records(n: usize, first: usize) -> Vec<String> {
+    (first..first + n)
+        .map(|i| {
+            let item = i % 40;
+            let secs = 1_767_268_800 + (i as i64 % 3) * 86_400 + (i as i64 / 7) * 60;
+            let seq = 99_999_999_999_999_999_000u128 + (i as u128 * 7919) % 5000;
+            let name = if i % 11 == 0 { "REMOVE" } else { "MODIFY" };
+            let image = format!(
+                r#"{{"pk":{{"S":"ITEM#{item}"}},"v":{{"N":"{i}.{i}00000000000000000000000000000001"}},"b":{{"B":"AP8A"}},"u":{{"S":"é ☃ {i}"}}}}"#
+            );
+            let images = if name == "REMOVE" {
+                format!(r#""OldImage":{image}"#)
+            } else {
+                format!(r#""NewImage":{image},"OldImage":{image}"#)
+            };
+            format!(
+                r#"{{"eventID":"ev-{i}","eventName":"{name}","eventSource":"aws:dynamodb","dynamodb":{{"ApproximateCreationDateTime":{secs},"Keys":{{"pk":{{"S":"ITEM#{item}"}}}},{images},"SequenceNumber":"{seq}","SizeBytes":99,"StreamViewType":"NEW_AND_OLD_IMAGES"}},"eventSourceARN":"arn:aws:dynamodb:eu-west-1:123456789012:table/{TABLE}/stream/x"}}"#
+            )
+        })
+        .collect()
+}
+
+async fn archive(dir: &Path, format: Format, records: &[String], per_file: usize) {
+    let settings = Settings {
+        dest: dir.display().to_string(),
+        format,
+        max_file_records: per_file,
+        ..Settings::default()
+    };
+    let mut a = Archiver::new(&settings, Arc::new(LocalDirSink::new(dir))).unwrap();
+    for (i, chunk) in records.chunks(50).enumerate() {
+        let doc = format!(r#"{{"Records":[{}]}}"#, chunk.join(","));
+        assert!(a.ingest(doc.into_bytes(), &format!("in-{i}")).await);
+    }
+    let summary = a.finish().await;
+    assert!(summary.is_clean(), "{summary:?}");
+}
+
+/// A raw archive of 600 changes: the first 400 as Parquet, the rest as gzip JSON lines,
+/// changes 300..450 archived a second time in other files.
+async fn raw_archive(dir: &Path) -> Vec<String> {
+    let all = records(600, 0);
+    archive(dir, Format::Parquet, &all[..400], 37).await;
+    archive(dir, Format::JsonlGz, &all[400..], 41).await;
+    archive(dir, Format::JsonlGz, &all[300..450], 23).await;
+    all
+}
+
+async fn compact(raw: &Path, dest: &Path, options: &CompactOptions) -> CompactSummary {
+    let source = LocalDirSource::new(raw);
+    let dest_reader = LocalDirSource::new(dest);
+    let sink = LocalDirSink::new(dest);
+    Compactor {
+        source: &source,
+        dest: &dest_reader,
+        sink: &sink,
+        options,
+        progress: &indicatif::ProgressBar::hidden(),
+    }
+    .run()
+    .await
+    .unwrap()
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The rows of every archive file under `dir` whose key satisfies `keep`, by table-day.
+fn rows_by_day(dir: &Path, keep: impl Fn(&ObjectKey) -> bool) -> BTreeMap<String, Vec<Row>> {
+    let mut out: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    for (key, bytes) in files(dir) {
+        if !ObjectKey::parse(&key).is_some_and(|k| keep(&k)) {
+            continue;
+        }
+        let day = key.rsplit_once('/').unwrap().0.to_string();
+        let rows = read_rows(Format::of_key(&key).unwrap(), bytes, &key, Projection::ALL).unwrap();
+        out.entry(day).or_default().extend(rows);
+    }
+    out
+}
+
+fn manifests(dir: &Path) -> BTreeMap<String, Manifest> {
+    files(dir)
+        .into_iter()
+        .filter(|(k, _)| matches!(ObjectKey::parse(k), Some(ObjectKey::Manifest { .. })))
+        .map(|(k, v)| (k, serde_json::from_slice(&v).unwrap()))
+        .collect()
+}
+
+fn is_compacted(k: &ObjectKey) -> bool {
+    matches!(k, ObjectKey::Compacted { .. })
+}
+
+#[tokio::test]
+async fn a_day_becomes_ordered_distinct_rows_equal_to_the_raw_ones() {
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    raw_archive(raw.path()).await;
+    let summary = compact(raw.path(), out.path(), &CompactOptions::default()).await;
+    assert_eq!(summary.days.len(), 3, "{summary:#?}");
+    assert!(summary
+        .days
+        .iter()
+        .all(|d| d.status == DayStatus::Compacted));
+    assert_eq!(summary.days.iter().map(|d| d.rows).sum::<u64>(), 600);
+    assert_eq!(
+        summary
+            .days
+            .iter()
+            .map(|d| d.duplicates_dropped)
+            .sum::<u64>(),
+        150
+    );
+
+    let raw_rows = rows_by_day(raw.path(), |k| matches!(k, ObjectKey::Data(_)));
+    let compacted = rows_by_day(out.path(), is_compacted);
+    assert_eq!(
+        raw_rows.keys().collect::<Vec<_>>(),
+        compacted.keys().collect::<Vec<_>>()
+    );
+    for (day, rows) in &compacted {
+        // Ordered by time, then sequence number numerically; each event once.
+        for w in rows.windows(2) {
+            let order = w[0]
+                .time_ms
+                .cmp(&w[1].time_ms)
+                .then_with(|| cmp_sequence(&w[0].sequence_number, &w[1].sequence_number));
+            assert!(
+                order.is_lt(),
+                "{day}: {} before {}",
+                w[0].event_id,
+                w[1].event_id
+            );
+        }
+        // Every column equals the raw row of the same event.
+        let by_id: BTreeMap<&str, &Row> = raw_rows[day]
+            .iter()
+            .map(|r| (r.event_id.as_str(), r))
+            .collect();
+        assert_eq!(by_id.len(), rows.len(), "{day}");
+        for r in rows {
+            assert_eq!(Some(&r), by_id.get(r.event_id.as_str()), "{day}");
+        }
+    }
+
+    // The manifest names the sources, their checksums, the rows and the event IDs.
+    let raw_files = files(raw.path());
+    for (key, m) in manifests(out.path()) {
+        assert!(
+            key.starts_with("_manifests/orders/year=2026/month=01/day=0"),
+            "{key}"
+        );
+        assert_eq!(m.files.len(), 1);
+        let day_rows = &compacted[&m.files[0].key.rsplit_once('/').unwrap().0.to_string()];
+        assert_eq!(m.rows as usize, day_rows.len());
+        let ids: BTreeSet<&str> = day_rows.iter().map(|r| r.event_id.as_str()).collect();
+        let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+        assert_eq!(m.event_id_digest, sha256_hex(text.as_bytes()));
+        for s in &m.sources {
+            assert_eq!(s.sha256, sha256_hex(&raw_files[&s.key]));
+            assert_eq!(s.bytes as usize, raw_files[&s.key].len());
+            assert!(Path::new(&s.location).is_absolute(), "{}", s.location);
+        }
+        let compacted_files = files(out.path());
+        assert_eq!(
+            m.files[0].sha256,
+            sha256_hex(&compacted_files[&m.files[0].key])
+        );
+    }
+}
+
+#[tokio::test]
+async fn reruns_are_no_ops_and_late_arrivals_make_a_new_version() {
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    raw_archive(raw.path()).await;
+    compact(raw.path(), out.path(), &CompactOptions::default()).await;
+    let first = files(out.path());
+    // Same sources: nothing changes; elsewhere: the same bytes.
+    let again = compact(raw.path(), out.path(), &CompactOptions::default()).await;
+    assert!(again.days.iter().all(|d| d.status == DayStatus::Unchanged));
+    assert_eq!(files(out.path()), first);
+    compact(raw.path(), other.path(), &CompactOptions::default()).await;
+    let other_files = files(other.path());
+    for (k, v) in &first {
+        if !k.starts_with("_manifests/") {
+            assert_eq!(Some(v), other_files.get(k), "{k}");
+        }
+    }
+
+    // Late arrivals on the first day (i % 3 == 0): a new version of that day only.
+    let late = records(30, 5000);
+    archive(raw.path(), Format::Parquet, &late, 100).await;
+    let after = compact(raw.path(), out.path(), &CompactOptions::default()).await;
+    // The late changes fall on every day.
+    assert_eq!(after.days.len(), 3);
+    for d in &after.days {
+        assert_eq!(d.status, DayStatus::Compacted, "{d:#?}");
+        assert_eq!(d.superseded_deleted, 1, "{d:#?}");
+    }
+    // Only the new version's files remain, and the manifest names them.
+    let now = files(out.path());
+    for (key, m) in manifests(out.path()) {
+        let versions: BTreeSet<String> = now
+            .keys()
+            .filter_map(|k| match ObjectKey::parse(k) {
+                Some(ObjectKey::Compacted { version, date, .. })
+                    if key.contains(&ddb_archiver::archive::key::hive_date_path(date)) =>
+                {
+                    Some(version)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(versions, BTreeSet::from([m.version.clone()]), "{key}");
+    }
+    let total: usize = rows_by_day(out.path(), is_compacted)
+        .values()
+        .map(Vec::len)
+        .sum();
+    assert_eq!(total, 630);
+}
+
+#[tokio::test]
+async fn small_files_and_spills_give_the_same_rows() {
+    let raw = tempfile::tempdir().unwrap();
+    let big = tempfile::tempdir().unwrap();
+    let small = tempfile::tempdir().unwrap();
+    raw_archive(raw.path()).await;
+    compact(raw.path(), big.path(), &CompactOptions::default()).await;
+    let options = CompactOptions {
+        max_file_bytes: 20_000,
+        memory_budget: 30_000,
+        ..CompactOptions::default()
+    };
+    let summary = compact(raw.path(), small.path(), &options).await;
+    assert!(
+        summary.days.iter().all(|d| d.files.len() > 1),
+        "{summary:#?}"
+    );
+    assert!(
+        summary.days.iter().all(|d| d.spilled_runs > 2),
+        "{summary:#?}"
+    );
+    // Parts in order hold the same rows as the single file.
+    let one = rows_by_day(big.path(), is_compacted);
+    let mut parts: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    for (key, bytes) in files(small.path()) {
+        if let Some(ObjectKey::Compacted { .. }) = ObjectKey::parse(&key) {
+            let day = key.rsplit_once('/').unwrap().0.to_string();
+            parts
+                .entry(day)
+                .or_default()
+                .extend(read_rows(Format::Parquet, bytes, &key, Projection::ALL).unwrap());
+        }
+    }
+    assert_eq!(one, parts);
+    for (_, m) in manifests(small.path()) {
+        let counted: u64 = m.files.iter().map(|f| f.rows).sum();
+        assert_eq!(counted, m.rows);
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_source_fails_its_day_only() {
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    raw_archive(raw.path()).await;
+    let victim = files(raw.path())
+        .into_keys()
+        .find(|k| k.contains("day=02/") && k.ends_with(".json.gz"))
+        .unwrap();
+    let path = raw.path().join(&victim);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let summary = compact(raw.path(), out.path(), &CompactOptions::default()).await;
+    let by_date: BTreeMap<&str, &ddb_archiver::compact::DayReport> =
+        summary.days.iter().map(|d| (d.date.as_str(), d)).collect();
+    assert_eq!(by_date["2026-01-01"].status, DayStatus::Compacted);
+    assert_eq!(by_date["2026-01-03"].status, DayStatus::Compacted);
+    let failed = by_date["2026-01-02"];
+    assert_eq!(failed.status, DayStatus::Failed);
+    let error = failed.error.as_deref().unwrap();
+    assert!(error.contains(&victim), "{error}");
+    assert!(files(out.path()).keys().all(|k| !k.contains("day=02/")));
+    assert!(summary.render_text().contains("FAILED orders 2026-01-02"));
+}
+
+#[tokio::test]
+async fn typed_columns_and_the_version_column_are_written() {
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    raw_archive(raw.path()).await;
+    let schema_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        schema_dir.path().join("orders.json"),
+        r#"{"table":"orders","columns":[{"name":"v","attribute":"v","type":"decimal(38,30)"},{"name":"u","attribute":"u","type":"string"}]}"#,
+    )
+    .unwrap();
+    let options = CompactOptions {
+        schemas: ddb_archiver::schema::SchemaSet::load_dir(schema_dir.path()).unwrap(),
+        ..CompactOptions::default()
+    };
+    compact(raw.path(), out.path(), &options).await;
+    let manifests = manifests(out.path());
+    for (key, bytes) in files(out.path()) {
+        if let Some(ObjectKey::Compacted { version, .. }) = ObjectKey::parse(&key) {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes::Bytes::from(bytes),
+            )
+            .unwrap();
+            let names: Vec<String> = reader
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            assert_eq!(
+                &names[12..],
+                ["v", "u", "type_errors", "compaction_version"]
+            );
+            assert!(manifests.values().any(|m| m.version == version));
+            for batch in reader.build().unwrap() {
+                let batch = batch.unwrap();
+                let col = batch.column_by_name("compaction_version").unwrap();
+                let col = arrow::array::AsArray::as_string::<i32>(col);
+                assert!(col.iter().all(|v| v == Some(version.as_str())));
+            }
+        }
+    }
+}
