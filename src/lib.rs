@@ -13,6 +13,7 @@ pub mod compact;
 pub mod decode;
 pub mod encode;
 pub mod lambda;
+pub mod maintenance;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

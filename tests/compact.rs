@@ -375,3 +375,85 @@ async fn typed_columns_and_the_version_column_are_written() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
+    use ddb_archiver::maintenance::{Maintenance, MaintenanceError, MaintenanceSettings};
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    raw_archive(raw.path()).await;
+    let m = Maintenance {
+        source: Box::new(LocalDirSource::new(raw.path())),
+        dest: Box::new(LocalDirSource::new(out.path())),
+        sink: Arc::new(LocalDirSink::new(out.path())),
+        settings: MaintenanceSettings::default(),
+        function_name: "maint".to_string(),
+    };
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    // 2026-01-04 03:00: 01-01 and 01-02 are closed (26 h past their end), 01-03 is not.
+    let report = m
+        .handle(br#"{"action":"compact"}"#, at("2026-01-04T03:00:00Z"))
+        .await
+        .unwrap();
+    let dates: Vec<&str> = report
+        .summary
+        .days
+        .iter()
+        .map(|d| d.date.as_str())
+        .collect();
+    assert_eq!(dates, ["2026-01-01", "2026-01-02"]);
+    assert!(files(out.path()).keys().all(|k| !k.contains("day=03/")));
+    // The next day's run compacts 01-03 and leaves the others as they are.
+    let report = m
+        .handle(br#"{"action":"compact"}"#, at("2026-01-05T03:00:00Z"))
+        .await
+        .unwrap();
+    let statuses: Vec<DayStatus> = report.summary.days.iter().map(|d| d.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            DayStatus::Unchanged,
+            DayStatus::Unchanged,
+            DayStatus::Compacted
+        ]
+    );
+    // A corrupt late source fails its day, is retried on every run, and counts as
+    // overdue once 74 hours past the day's end.
+    let before = files(raw.path());
+    // ev-600 falls on the first day (600 % 3 == 0, 85 minutes after noon).
+    archive(raw.path(), Format::JsonlGz, &records(1, 600), 10).await;
+    let victim = files(raw.path())
+        .into_keys()
+        .find(|k| !before.contains_key(k))
+        .unwrap();
+    assert!(victim.contains("day=01/"), "{victim}");
+    std::fs::write(raw.path().join(&victim), b"not gzip").unwrap();
+    // Day 01 ended 2026-01-02 00:00: overdue from 2026-01-05 02:00.
+    for (now, overdue) in [("2026-01-05T01:00:00Z", 0), ("2026-01-05T03:00:00Z", 1)] {
+        match m.handle(br#"{"action":"compact"}"#, at(now)).await {
+            Err(MaintenanceError::DaysFailed { failed, days }) => {
+                assert_eq!(failed, 1);
+                assert!(
+                    days.contains("2026-01-01") && days.contains(&victim),
+                    "{days}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let report = ddb_archiver::maintenance::compact_closed_days(
+            m.source.as_ref(),
+            m.dest.as_ref(),
+            m.sink.as_ref(),
+            &m.settings,
+            at(now),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.uncompacted_past_threshold, overdue, "{now}");
+    }
+    assert!(matches!(
+        m.handle(br#"{"action":"defrag"}"#, at("2026-01-05T03:00:00Z"))
+            .await,
+        Err(MaintenanceError::Event(_))
+    ));
+}

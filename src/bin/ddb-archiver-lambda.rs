@@ -32,14 +32,131 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let function = match init().await {
-        Ok(f) => Arc::new(f),
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "initialisation failed");
-            return Err(e.into());
+    let role = std::env::var("ARCHIVE_ROLE").unwrap_or_default();
+    match role.trim() {
+        "" | "archive" => {
+            let function = match init().await {
+                Ok(f) => Arc::new(f),
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "initialisation failed");
+                    return Err(e.into());
+                }
+            };
+            serve(function).await
         }
+        "maintenance" => {
+            let maintenance = match init_maintenance().await {
+                Ok(m) => Arc::new(m),
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "initialisation failed");
+                    return Err(e.into());
+                }
+            };
+            serve_maintenance(maintenance).await
+        }
+        other => {
+            let e = format!(
+                "invalid setting ARCHIVE_ROLE: {other:?} is not `archive` or `maintenance`"
+            );
+            tracing::error!(error = e, "initialisation failed");
+            Err(e.into())
+        }
+    }
+}
+
+/// The maintenance function's settings, from environment variables alone.
+#[derive(Debug, Clone, clap::Args)]
+struct MaintenanceArgs {
+    /// The raw archive: `s3://bucket/prefix`.
+    #[arg(long, env = "ARCHIVE_SOURCE")]
+    source: String,
+    /// The compacted layer: `s3://bucket/prefix`.
+    #[arg(long, env = "COMPACT_DEST")]
+    dest: String,
+    /// Directory of schema files.
+    #[arg(long, env = "ARCHIVE_SCHEMAS")]
+    schemas: Option<std::path::PathBuf>,
+    /// Days back from today looked at on each run.
+    #[arg(long, env = "COMPACT_LOOKBACK_DAYS", default_value_t = 7)]
+    lookback_days: u32,
+    /// Hours after a day's end before it is compacted.
+    #[arg(long, env = "COMPACT_SETTLE_HOURS", default_value_t = 26)]
+    settle_hours: u32,
+    /// Hours after a day's end after which a day not compacted is counted as overdue.
+    #[arg(long, env = "COMPACT_ALARM_AFTER_HOURS", default_value_t = 74)]
+    alarm_after_hours: u32,
+    /// A compacted file ends once it reaches about this many bytes.
+    #[arg(long, env = "COMPACT_MAX_FILE_BYTES", default_value_t = ddb_archiver::compact::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: usize,
+    /// Bytes of changes held in memory while sorting a day.
+    #[arg(long, env = "COMPACT_MEMORY_BUDGET", default_value_t = ddb_archiver::compact::DEFAULT_MEMORY_BUDGET)]
+    memory_budget: usize,
+}
+
+async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Maintenance> {
+    use clap::{Args, FromArgMatches};
+    use ddb_archiver::settings::Location;
+    let cmd = MaintenanceArgs::augment_args(clap::Command::new("ddb-archiver-maintenance"));
+    let matches = cmd
+        .try_get_matches_from(["ddb-archiver-maintenance"])
+        .context("reading the settings from the environment")?;
+    let args = MaintenanceArgs::from_arg_matches(&matches)
+        .context("reading the settings from the environment")?;
+    let source = Location::parse(&args.source)
+        .map_err(|e| anyhow::anyhow!("invalid setting ARCHIVE_SOURCE: {e}"))?;
+    let dest = Location::parse(&args.dest)
+        .map_err(|e| anyhow::anyhow!("invalid setting COMPACT_DEST: {e}"))?;
+    if source == dest {
+        anyhow::bail!("invalid setting COMPACT_DEST: it is ARCHIVE_SOURCE; the compacted layer needs a place of its own");
+    }
+    if args.max_file_bytes == 0 || args.memory_budget == 0 {
+        anyhow::bail!("invalid setting COMPACT_MAX_FILE_BYTES / COMPACT_MEMORY_BUDGET: must be greater than 0");
+    }
+    let schemas = match &args.schemas {
+        None => ddb_archiver::schema::SchemaSet::default(),
+        Some(dir) => ddb_archiver::schema::SchemaSet::load_dir(dir)
+            .map_err(|e| anyhow::anyhow!("invalid setting ARCHIVE_SCHEMAS: {e}"))?,
     };
-    serve(function).await
+    let settings = ddb_archiver::maintenance::MaintenanceSettings {
+        lookback_days: args.lookback_days,
+        settle_hours: args.settle_hours,
+        alarm_after_hours: args.alarm_after_hours,
+        compact: ddb_archiver::compact::CompactOptions {
+            schemas,
+            max_file_bytes: args.max_file_bytes,
+            memory_budget: args.memory_budget,
+            ..Default::default()
+        },
+    };
+    let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .unwrap_or_else(|_| "ddb-archiver-maintenance".to_string());
+    tracing::info!(source = %source, dest = %dest, function = name, "maintenance initialised");
+    Ok(ddb_archiver::maintenance::Maintenance {
+        source: ddb_archiver::archive::source::open_location(&source).await,
+        dest: ddb_archiver::archive::source::open_location(&dest).await,
+        sink: ddb_archiver::sink::open(&dest, None).await?,
+        settings,
+        function_name: name,
+    })
+}
+
+/// Runs the maintenance function on the Lambda runtime: each event is
+/// `{"action":"compact"}` from the schedule; the answer is the run's report.
+async fn serve_maintenance(
+    maintenance: Arc<ddb_archiver::maintenance::Maintenance>,
+) -> Result<(), lambda_runtime::Error> {
+    let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let maintenance = Arc::clone(&maintenance);
+        async move {
+            let payload = serde_json::to_vec(&event.payload)?;
+            let report = maintenance.handle(&payload, chrono::Utc::now()).await?;
+            Ok::<_, lambda_runtime::Error>(serde_json::to_value(&report)?)
+        }
+    });
+    Runtime::new(handler)
+        .layer(layers::TracingLayer::new())
+        .run()
+        .await
 }
 
 /// Runs the function on the Lambda runtime (the Runtime API named by

@@ -1,0 +1,303 @@
+//! Maintenance: the scheduled work of the maintenance function, run daily by a schedule
+//! with `{"action":"compact"}`: every *closed* UTC day of the look-back window is
+//! compacted, unless its manifest already names its current raw objects. A day is
+//! closed once its end is [`MaintenanceSettings::settle_hours`] past (DynamoDB Streams
+//! keep records for 24 hours, so nothing more arrives for it from the stream). Running
+//! over the whole window each time catches up on missed runs and retries failed days.
+//! Its figures go out as one CloudWatch Embedded Metric Format line.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::archive::source::ArchiveSource;
+use crate::compact::{CompactOptions, CompactSummary, Compactor, DayStatus};
+use crate::sink::ObjectSink;
+
+/// How the maintenance function compacts.
+#[derive(Debug, Clone)]
+pub struct MaintenanceSettings {
+    /// Days back from today (UTC) that are looked at on each run.
+    pub lookback_days: u32,
+    /// Hours after a day's end before it is compacted.
+    pub settle_hours: u32,
+    /// Hours after a day's end after which a day still not compacted is counted in
+    /// [`MaintenanceReport::uncompacted_past_threshold`].
+    pub alarm_after_hours: u32,
+    /// The compaction options (the day range is set from the window).
+    pub compact: CompactOptions,
+}
+
+impl Default for MaintenanceSettings {
+    fn default() -> Self {
+        MaintenanceSettings {
+            lookback_days: 7,
+            settle_hours: 26,
+            alarm_after_hours: 74,
+            compact: CompactOptions::default(),
+        }
+    }
+}
+
+/// The closed days of the window at `now`: from `lookback_days` before today to the last
+/// day whose end is `settle_hours` past; `None` when no day is closed yet.
+pub fn closed_days(
+    now: DateTime<Utc>,
+    lookback_days: u32,
+    settle_hours: u32,
+) -> Option<(NaiveDate, NaiveDate)> {
+    let today = now.date_naive();
+    let first = today - Duration::days(i64::from(lookback_days));
+    // A day D ends at D+1 00:00; it is closed when D+1 00:00 + settle <= now.
+    let last_end = (now - Duration::hours(i64::from(settle_hours))).date_naive();
+    let last = last_end.pred_opt()?;
+    (first <= last).then_some((first, last))
+}
+
+/// What one maintenance compaction run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceReport {
+    /// The closed days looked at, first and last; `None` when none was closed.
+    pub window: Option<(NaiveDate, NaiveDate)>,
+    /// The compaction of the window.
+    pub summary: CompactSummary,
+    /// Days that could not be compacted on this run.
+    pub failed_days: usize,
+    /// Failed days whose end is more than `alarm_after_hours` past.
+    pub uncompacted_past_threshold: usize,
+}
+
+/// Compacts the closed days of the window at `now`.
+pub async fn compact_closed_days(
+    source: &dyn ArchiveSource,
+    dest: &dyn ArchiveSource,
+    sink: &dyn ObjectSink,
+    settings: &MaintenanceSettings,
+    now: DateTime<Utc>,
+) -> Result<MaintenanceReport, crate::archive::source::SourceError> {
+    let window = closed_days(now, settings.lookback_days, settings.settle_hours);
+    let Some((from, to)) = window else {
+        return Ok(MaintenanceReport {
+            window,
+            summary: CompactSummary::default(),
+            failed_days: 0,
+            uncompacted_past_threshold: 0,
+        });
+    };
+    let options = CompactOptions {
+        from: Some(from),
+        to: Some(to),
+        ..settings.compact.clone()
+    };
+    let summary = Compactor {
+        source,
+        dest,
+        sink,
+        options: &options,
+        progress: &indicatif::ProgressBar::hidden(),
+    }
+    .run()
+    .await?;
+    let threshold = now - Duration::hours(i64::from(settings.alarm_after_hours));
+    let overdue = |date: &str| {
+        date.parse::<NaiveDate>()
+            .ok()
+            .and_then(|d| d.succ_opt())
+            .and_then(|end| end.and_hms_opt(0, 0, 0))
+            .is_some_and(|end| end.and_utc() <= threshold)
+    };
+    let failed: Vec<&str> = summary
+        .days
+        .iter()
+        .filter(|d| d.status == DayStatus::Failed)
+        .map(|d| d.date.as_str())
+        .collect();
+    Ok(MaintenanceReport {
+        window,
+        failed_days: failed.len(),
+        uncompacted_past_threshold: failed.iter().filter(|d| overdue(d)).count(),
+        summary,
+    })
+}
+
+impl MaintenanceReport {
+    /// One CloudWatch Embedded Metric Format document (a single line) with
+    /// `CompactedDays`, `CompactionFailedDays` and `UncompactedDaysPastThreshold`,
+    /// dimension `FunctionName`.
+    pub fn emf(&self, function_name: &str, now_ms: i64) -> String {
+        serde_json::json!({
+            "_aws": {
+                "Timestamp": now_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": crate::lambda::METRICS_NAMESPACE,
+                    "Dimensions": [["FunctionName"]],
+                    "Metrics": [
+                        {"Name": "CompactedDays", "Unit": "Count"},
+                        {"Name": "CompactionFailedDays", "Unit": "Count"},
+                        {"Name": "UncompactedDaysPastThreshold", "Unit": "Count"},
+                    ],
+                }],
+            },
+            "FunctionName": function_name,
+            "CompactedDays": self.summary.count(DayStatus::Compacted),
+            "CompactionFailedDays": self.failed_days,
+            "UncompactedDaysPastThreshold": self.uncompacted_past_threshold,
+        })
+        .to_string()
+    }
+}
+
+/// What the maintenance function is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Compact the closed days of the window.
+    Compact,
+}
+
+/// The maintenance function's event: `{"action":"compact"}`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct MaintenanceEvent {
+    /// What to do.
+    pub action: Action,
+}
+
+/// A maintenance invocation that did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum MaintenanceError {
+    /// The event is not `{"action": ...}` with a known action.
+    #[error("not a maintenance event ({{\"action\":\"compact\"}}): {0}")]
+    Event(String),
+    /// The raw archive could not be listed.
+    #[error(transparent)]
+    Source(#[from] crate::archive::source::SourceError),
+    /// Some days could not be compacted (the others were); the next run retries them.
+    #[error("{failed} days not compacted: {days}")]
+    DaysFailed {
+        /// How many.
+        failed: usize,
+        /// Each failed day with its error.
+        days: String,
+    },
+}
+
+/// The maintenance function: the raw archive, the compacted layer and the settings,
+/// made once at init.
+pub struct Maintenance {
+    /// The raw archive.
+    pub source: Box<dyn ArchiveSource>,
+    /// The compacted layer, for reading.
+    pub dest: Box<dyn ArchiveSource>,
+    /// The compacted layer, for writing.
+    pub sink: std::sync::Arc<dyn ObjectSink>,
+    /// How to compact.
+    pub settings: MaintenanceSettings,
+    /// The metrics dimension.
+    pub function_name: String,
+}
+
+impl Maintenance {
+    /// Runs one event at `now`: prints the EMF line, returns the report, or an error
+    /// when the event is unknown or a day failed (so that the schedule's retries and
+    /// the function's error alarm see it).
+    pub async fn handle(
+        &self,
+        event: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<MaintenanceReport, MaintenanceError> {
+        let event: MaintenanceEvent =
+            serde_json::from_slice(event).map_err(|e| MaintenanceError::Event(e.to_string()))?;
+        let report = match event.action {
+            Action::Compact => {
+                compact_closed_days(
+                    self.source.as_ref(),
+                    self.dest.as_ref(),
+                    self.sink.as_ref(),
+                    &self.settings,
+                    now,
+                )
+                .await?
+            }
+        };
+        println!(
+            "{}",
+            report.emf(&self.function_name, now.timestamp_millis())
+        );
+        tracing::info!(
+            compacted = report.summary.count(DayStatus::Compacted),
+            unchanged = report.summary.count(DayStatus::Unchanged),
+            failed = report.failed_days,
+            "maintenance run done"
+        );
+        if report.failed_days > 0 {
+            let days: Vec<String> = report
+                .summary
+                .days
+                .iter()
+                .filter(|d| d.status == DayStatus::Failed)
+                .map(|d| {
+                    format!(
+                        "{} {}: {}",
+                        d.table,
+                        d.date,
+                        d.error.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
+            return Err(MaintenanceError::DaysFailed {
+                failed: report.failed_days,
+                days: days.join("; "),
+            });
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_day_is_closed_once_settled() {
+        // 2026-03-10 02:30: 2026-03-08 ended 26.5 h ago (closed), 03-09 2.5 h ago.
+        assert_eq!(
+            closed_days(at("2026-03-10T02:30:00Z"), 7, 26),
+            Some((d("2026-03-03"), d("2026-03-08")))
+        );
+        // Exactly at the settle time the day is closed.
+        assert_eq!(
+            closed_days(at("2026-03-10T02:00:00Z"), 7, 26),
+            Some((d("2026-03-03"), d("2026-03-08")))
+        );
+        assert_eq!(
+            closed_days(at("2026-03-10T01:59:59Z"), 7, 26),
+            Some((d("2026-03-03"), d("2026-03-07")))
+        );
+        assert_eq!(closed_days(at("2026-03-10T01:00:00Z"), 1, 26), None);
+    }
+
+    #[test]
+    fn metrics_name_the_function() {
+        let report = MaintenanceReport {
+            window: None,
+            summary: CompactSummary::default(),
+            failed_days: 2,
+            uncompacted_past_threshold: 1,
+        };
+        let v: serde_json::Value = serde_json::from_str(&report.emf("fn", 5)).unwrap();
+        assert_eq!(v["FunctionName"], "fn");
+        assert_eq!(v["CompactionFailedDays"], 2);
+        assert_eq!(v["UncompactedDaysPastThreshold"], 1);
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][2]["Name"],
+            "UncompactedDaysPastThreshold"
+        );
+    }
+}
