@@ -14,3 +14,7 @@ python bench/run.py --smoke --bin "$ROOT/target/debug/ddb-archiver"
 # not a timing; `cargo bench --bench stages` times them).
 log "cargo test --bench stages"
 BENCH_PYTHON=python cargo test --bench stages
+# The compaction benchmark on a few MB: ddb-archiver compact and DuckDB's COPY must both
+# write every distinct change once (the full run is bench/compact_day.py on 1 GiB).
+log "bench/compact_day.py --smoke"
+python bench/compact_day.py --smoke --bin "$ROOT/target/debug/ddb-archiver"

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Compaction benchmark: one UTC day of raw Parquet (at least 1 GiB by default) written by
+`ddb-archiver archive` as many small files, some changes archived twice; then
+
+  - `ddb-archiver compact` of that day (external merge sort, bounded memory), and
+  - DuckDB doing the same deduplicate-and-sort `COPY` to one Parquet file,
+
+each run as a whole process under GNU time (peak RSS) with wait4 (CPU time). Prints
+throughput in MB/s of raw Parquet (wall clock), CPU seconds, peak RSS, and the ratios;
+`--json FILE` also writes them. Both outputs must hold the same number of rows, which
+must be the number of distinct changes generated.
+
+  bench/compact_day.py [--bin target/release/ddb-archiver] [--raw-bytes 1073741824]
+  bench/compact_day.py --smoke      # a few MB, one run: checks, does not time
+"""
+
+import argparse
+import base64
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from run import run_process  # noqa: E402  (GNU time + wait4, shared with bench/run.py)
+
+TABLE = "invoices"
+DAY_START = 1767225600  # 2026-01-01T00:00:00Z
+ARN = f"arn:aws:dynamodb:eu-west-1:123456789012:table/{TABLE}/stream/2026-01-01T00:00:00.000"
+
+
+def record(rng, i):
+    """One MODIFY of an invoice-like item, about 2 KB, with an incompressible blob."""
+    item = i % 50_000
+    secs = DAY_START + rng.randrange(86_400)
+    seq = 4_421_584_500_000_000_017_450_439_091 + i * 1000 + rng.randint(0, 999)
+    blob = base64.b64encode(rng.randbytes(300)).decode()
+    amount = f"{rng.randint(0, 10**12)}.{rng.randint(0, 99):02d}"
+    image = (
+        f'{{"pk":{{"S":"INV#{item:08d}"}},"amount":{{"N":"{amount}"}},'
+        f'"customer":{{"S":"CUST#{rng.randint(0, 99999):05d}"}},"blob":{{"B":"{blob}"}},'
+        f'"lines":{{"L":[{{"M":{{"sku":{{"S":"SKU-{rng.randint(0, 9999)}"}},"qty":{{"N":"{rng.randint(1, 50)}"}}}}}}]}},'
+        f'"status":{{"S":"{rng.choice(["DRAFT", "ISSUED", "PAID", "VOID"])}"}}}}'
+    )
+    return (
+        f'{{"eventID":"{rng.getrandbits(128):032x}","eventName":"MODIFY","eventVersion":"1.1",'
+        f'"eventSource":"aws:dynamodb","awsRegion":"eu-west-1","dynamodb":{{'
+        f'"ApproximateCreationDateTime":{secs},"Keys":{{"pk":{{"S":"INV#{item:08d}"}}}},'
+        f'"NewImage":{image},"OldImage":{image},"SequenceNumber":"{seq}","SizeBytes":1800,'
+        f'"StreamViewType":"NEW_AND_OLD_IMAGES"}},"eventSourceARN":"{ARN}"}}'
+    )
+
+
+def raw_bytes(raw):
+    total = 0
+    for dirpath, _, files in os.walk(raw):
+        total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files if f.endswith(".parquet"))
+    return total
+
+
+def make_raw_day(binary, raw, target, work, batches):
+    """Archives batches of 1,000 changes (files of 2,000) until the day's raw Parquet
+    reaches `target` bytes; every 20th batch is archived a second time. Returns the
+    number of distinct changes."""
+    rng = random.Random(20260101)
+    distinct = 0
+    chunk = 0
+    while raw_bytes(raw) < target:
+        path = os.path.join(work, f"events-{chunk}.jsonl")
+        again = os.path.join(work, f"again-{chunk}.jsonl")
+        with open(path, "w") as out, open(again, "w") as dup:
+            for b in range(batches):
+                batch = [record(rng, distinct + k) for k in range(1000)]
+                distinct += 1000
+                line = '{"Records":[' + ",".join(batch) + "]}\n"
+                out.write(line)
+                if b % 20 == 0:
+                    dup.write(line)
+        for f in (path, again):
+            subprocess.run(
+                [binary, "archive", "--dest", raw, "--format", "parquet", "--max-file-records", "2000", f],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            os.remove(f)
+        chunk += 1
+    return distinct
+
+
+DUCK = """
+import duckdb, sys
+raw, out = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+con.execute(f'''
+COPY (
+  SELECT * EXCLUDE (copy) FROM (
+    SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY sequence_number) AS copy
+    FROM read_parquet('{raw}/**/*.parquet')
+  ) WHERE copy = 1
+  ORDER BY approximate_creation_time, length(sequence_number), sequence_number
+) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
+''')
+print(con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0])
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(os.path.dirname(HERE), "target", "release", "ddb-archiver"))
+    ap.add_argument("--raw-bytes", type=int, default=1 << 30)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    target = 2 << 20 if args.smoke else args.raw_bytes
+    work = tempfile.mkdtemp(prefix="ddb-compact-bench-")
+    try:
+        raw = os.path.join(work, "raw")
+        distinct = make_raw_day(args.bin, raw, target, work, 5 if args.smoke else 50)
+        size = raw_bytes(raw)
+        files = sum(len(f) for _, _, f in os.walk(raw))
+        print(f"raw day: {size / 1e6:.0f} MB of Parquet in {files} files, {distinct} distinct changes")
+
+        out = os.path.join(work, "compacted")
+        summary, wall, cpu, rss = run_process([args.bin, "compact", "--source", raw, "--dest", out, "--json"])
+        rows = sum(d["rows"] for d in json.loads(summary)["days"])
+        if rows != distinct:
+            sys.exit(f"compact wrote {rows} rows, expected {distinct}")
+        ours = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss / 2**20, "mb_per_s": size / 1e6 / wall}
+
+        duck_out = os.path.join(work, "duck.parquet")
+        counted, wall, cpu, rss = run_process([sys.executable, "-c", DUCK, raw, duck_out])
+        counted = int(counted.split()[-1])
+        if counted != distinct:
+            sys.exit(f"DuckDB wrote {counted} rows, expected {distinct}")
+        duck = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss / 2**20, "mb_per_s": size / 1e6 / wall}
+
+        result = {
+            "raw_parquet_bytes": size,
+            "raw_files": files,
+            "distinct_changes": distinct,
+            "ddb_archiver": ours,
+            "duckdb": duck,
+            "throughput_ratio": ours["mb_per_s"] / duck["mb_per_s"],
+            "peak_rss_ratio": ours["peak_rss_mib"] / duck["peak_rss_mib"],
+        }
+        print(f"{'':14} {'MB/s':>8} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13}")
+        for name, r in [("ddb-archiver", ours), ("DuckDB", duck)]:
+            print(f"{name:14} {r['mb_per_s']:8.1f} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['peak_rss_mib']:13.0f}")
+        print(
+            f"throughput ddb-archiver/DuckDB: {result['throughput_ratio']:.2f}x; "
+            f"peak RSS ddb-archiver/DuckDB: {result['peak_rss_ratio']:.2f}"
+        )
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(result, f, indent=2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
