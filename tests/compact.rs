@@ -457,3 +457,74 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
         Err(MaintenanceError::Event(_))
     ));
 }
+
+#[tokio::test]
+async fn the_command_exits_one_naming_a_failed_day_and_refuses_bad_flags() {
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    raw_archive(raw.path()).await;
+    let victim = files(raw.path())
+        .into_keys()
+        .find(|k| k.contains("day=03/") && k.ends_with(".parquet"))
+        .unwrap();
+    std::fs::write(raw.path().join(&victim), b"PAR1 not parquet").unwrap();
+    let bin = env!("CARGO_BIN_EXE_ddb-archiver");
+    let run = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
+    let (r, o) = (raw.path().to_str().unwrap(), out.path().to_str().unwrap());
+    let res = run(&["compact", "--source", r, "--dest", o]);
+    assert_eq!(res.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        text.contains("2 compacted, 0 unchanged, 1 failed"),
+        "{text}"
+    );
+    assert!(text.contains(&victim), "{text}");
+    let res = run(&[
+        "compact",
+        "--source",
+        r,
+        "--dest",
+        o,
+        "--to",
+        "2026-01-02",
+        "--json",
+    ]);
+    assert_eq!(res.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(v["days"].as_array().unwrap().len(), 2);
+    assert!(v["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["status"] == "unchanged"));
+    for (args, flag) in [
+        (vec!["compact", "--source", r, "--dest", r], "--dest"),
+        (
+            vec!["compact", "--source", "gs://x", "--dest", o],
+            "--source",
+        ),
+        (
+            vec!["compact", "--source", r, "--dest", o, "--table", "a/b"],
+            "--table",
+        ),
+        (
+            vec![
+                "compact",
+                "--source",
+                r,
+                "--dest",
+                o,
+                "--from",
+                "2026-01-03",
+                "--to",
+                "2026-01-01",
+            ],
+            "--from",
+        ),
+    ] {
+        let res = run(&args);
+        assert_eq!(res.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(err.contains(&format!("invalid {flag}")), "{args:?}: {err}");
+    }
+}
