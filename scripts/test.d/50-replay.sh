@@ -63,6 +63,20 @@ for range in "--from 2026-03-02T00:00:00Z" "--to 2026-03-02T12:00:00Z" \
   "${CHECK[@]}" selection "$W/events.jsonl" "$W/r-s3.jsonl" $range --event MODIFY
 done
 
+log "compact: s3:// source and destination on s3s-fs give the files compacted from the directory"
+mkdir -p "$W/s3/compacted"
+"$BIN" compact --source "$W/first" --dest "$W/compacted" > "$W/compact-local.txt"
+grep -q "3 table-days: 3 compacted, 0 unchanged, 0 failed" "$W/compact-local.txt"
+AWS_ENDPOINT_URL_S3="$S3_URL" "$BIN" compact --source s3://replay-src/arch \
+  --dest s3://compacted/cli > "$W/compact-s3.txt"
+grep -q "3 table-days: 3 compacted, 0 unchanged, 0 failed" "$W/compact-s3.txt"
+COMPACTED=$(cd "$W/compacted" && find "$TABLE" -name '*.parquet' | sort)
+[ "$(echo "$COMPACTED" | wc -l)" -eq 3 ]
+for f in $COMPACTED; do cmp "$W/compacted/$f" "$W/s3/compacted/cli/$f"; done
+AWS_ENDPOINT_URL_S3="$S3_URL" "$BIN" compact --source s3://replay-src/arch \
+  --dest s3://compacted/cli | grep -q "0 compacted, 3 unchanged, 0 failed"
+"${CHECK[@]}" same-rows "$W/first/$TABLE" "$W/compacted/$TABLE"
+
 log "a corrupt file stops the replay, naming it; --skip-corrupt reports it and goes on"
 cp -r "$W/first" "$W/corrupt"
 BAD="$W/corrupt/$TABLE/year=2026/month=03/day=02/0-0-0000000000000000.parquet"
@@ -107,6 +121,26 @@ unset AWS_ENDPOINT_URL_LAMBDA
 "${CHECK[@]}" same-rows "$W/first/$TABLE" "$W/s3/replay-second/arch/$TABLE"
 "$BIN" replay --source "$W/s3/replay-second/arch" --table "$TABLE" --batch-size 64 > "$W/second.jsonl"
 cmp "$W/local.jsonl" "$W/second.jsonl"
+
+log "the maintenance role under cargo lambda watch compacts the closed days into s3s-fs"
+MAINT_PORT=$(free_port)
+start_bg cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$MAINT_PORT" \
+  --bin ddb-archiver-lambda \
+  --env-var "ARCHIVE_ROLE=maintenance,ARCHIVE_SOURCE=s3://replay-src/arch,COMPACT_DEST=s3://compacted/fn,COMPACT_LOOKBACK_DAYS=3650,AWS_ENDPOINT_URL_S3=$S3_URL" \
+  --env-var "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY,AWS_REGION=$AWS_REGION"
+wait_port "$MAINT_PORT" 120
+for run in first second; do
+  timeout 900 cargo lambda invoke ddb-archiver-lambda --invoke-address 127.0.0.1 \
+    --invoke-port "$MAINT_PORT" --data-ascii '{"action":"compact"}' > "$W/maint-$run.json"
+done
+python - "$W/maint-first.json" "$W/maint-second.json" <<'PY'
+import json, sys
+first, second = (json.load(open(p)) for p in sys.argv[1:3])
+assert [d["status"] for d in first["summary"]["days"]] == ["compacted"] * 3, first
+assert [d["status"] for d in second["summary"]["days"]] == ["unchanged"] * 3, second
+assert first["failed_days"] == 0 and first["uncompacted_past_threshold"] == 0
+PY
+for f in $COMPACTED; do cmp "$W/compacted/$f" "$W/s3/compacted/fn/$f"; done
 
 log "memory: a million changes in one day"
 "${GEN[@]}" --records 1000000 --items 50000 --days 1 --pad 100 --per-event 1000 --out "$W/million.jsonl"

@@ -6,7 +6,7 @@ what came out independently of the archiver.
   selection EVENTS OUT [--from T] [--to T] [--event A,B]
                                   OUT holds exactly the selected records, in order
   summary FILE key=value...       the --json summary has these values (lists: length)
-  same-rows DIR1 DIR2             two archives of a table hold the same rows
+  same-rows DIR1 DIR2             two archives of a table (raw or compacted) hold the same rows
 """
 
 import argparse
@@ -112,6 +112,8 @@ def rows(table_dir):
             t = pq.read_table(path)
             batch = t.to_pylist()
             for r in batch:
+                # Compacted files name their version in one more column.
+                r.pop("compaction_version", None)
                 r["approximate_creation_time"] = int(r["approximate_creation_time"].timestamp() * 1000)
                 for c in JSON_COLUMNS:
                     if r[c] is not None:
