@@ -212,13 +212,12 @@ impl Settings {
 
     /// The schema files of [`Settings::schemas`], read and validated (none without it).
     pub fn schemas(&self) -> Result<crate::schema::SchemaSet, SettingsError> {
-        match &self.schemas {
-            None => Ok(crate::schema::SchemaSet::default()),
-            Some(dir) => crate::schema::SchemaSet::load_dir(dir).map_err(|e| SettingsError {
+        crate::schema::SchemaSet::load_optional(self.schemas.as_deref()).map_err(|e| {
+            SettingsError {
                 setting: Setting::Schemas,
                 reason: e.to_string(),
-            }),
-        }
+            }
+        })
     }
 
     /// Checks every setting.

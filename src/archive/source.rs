@@ -238,6 +238,41 @@ impl S3Source {
         }
     }
 
+    /// The keys under `prefix` (relative to the source's prefix), and with `delimited`
+    /// the folders directly under it (relative to `prefix`, ending in `/`), both sorted.
+    async fn listing(
+        &self,
+        prefix: &str,
+        delimited: bool,
+    ) -> Result<(Vec<String>, Vec<String>), SourceError> {
+        let full = format!("{}{prefix}", self.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .set_delimiter(delimited.then(|| "/".to_string()))
+            .into_paginator()
+            .send();
+        let (mut keys, mut folders) = (Vec::new(), Vec::new());
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(prefix, e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) {
+                    keys.push(key.to_string());
+                }
+            }
+            for common in page.common_prefixes() {
+                if let Some(name) = common.prefix().and_then(|p| p.strip_prefix(&full)) {
+                    folders.push(name.to_string());
+                }
+            }
+        }
+        keys.sort();
+        folders.sort();
+        Ok((keys, folders))
+    }
+
     fn error(&self, key: &str, e: impl std::error::Error) -> SourceError {
         SourceError {
             location: self.location(key),
@@ -249,52 +284,15 @@ impl S3Source {
 #[async_trait]
 impl ArchiveSource for S3Source {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
-        let full = format!("{}{prefix}", self.prefix);
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&full)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.error(prefix, e))?;
-            for object in page.contents() {
-                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) {
-                    out.push(key.to_string());
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
+        Ok(self.listing(prefix, false).await?.0)
     }
 
     async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
-        let full = format!("{}{prefix}", self.prefix);
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&full)
-            .delimiter("/")
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.error(prefix, e))?;
-            for common in page.common_prefixes() {
-                if let Some(name) = common
-                    .prefix()
-                    .and_then(|p| p.strip_prefix(&full))
-                    .and_then(|p| p.strip_suffix('/'))
-                {
-                    out.push(name.to_string());
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
+        let folders = self.listing(prefix, true).await?.1;
+        Ok(folders
+            .into_iter()
+            .filter_map(|p| p.strip_suffix('/').map(str::to_string))
+            .collect())
     }
 
     async fn exists(&self, key: &str) -> Result<bool, SourceError> {

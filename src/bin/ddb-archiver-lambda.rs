@@ -112,11 +112,8 @@ async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Mainten
     if args.max_file_bytes == 0 || args.memory_budget == 0 {
         anyhow::bail!("invalid setting COMPACT_MAX_FILE_BYTES / COMPACT_MEMORY_BUDGET: must be greater than 0");
     }
-    let schemas = match &args.schemas {
-        None => ddb_archiver::schema::SchemaSet::default(),
-        Some(dir) => ddb_archiver::schema::SchemaSet::load_dir(dir)
-            .map_err(|e| anyhow::anyhow!("invalid setting ARCHIVE_SCHEMAS: {e}"))?,
-    };
+    let schemas = ddb_archiver::schema::SchemaSet::load_optional(args.schemas.as_deref())
+        .map_err(|e| anyhow::anyhow!("invalid setting ARCHIVE_SCHEMAS: {e}"))?;
     let settings = ddb_archiver::maintenance::MaintenanceSettings {
         lookback_days: args.lookback_days,
         settle_hours: args.settle_hours,

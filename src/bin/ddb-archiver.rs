@@ -418,11 +418,8 @@ async fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
     if args.max_file_bytes == 0 || args.memory_budget == 0 {
         anyhow::bail!("invalid --max-file-bytes / --memory-budget: must be greater than 0");
     }
-    let schemas = match &args.schemas {
-        None => ddb_archiver::schema::SchemaSet::default(),
-        Some(dir) => ddb_archiver::schema::SchemaSet::load_dir(dir)
-            .map_err(|e| anyhow::anyhow!("invalid --schemas: {e}"))?,
-    };
+    let schemas = ddb_archiver::schema::SchemaSet::load_optional(args.schemas.as_deref())
+        .map_err(|e| anyhow::anyhow!("invalid --schemas: {e}"))?;
     let options = CompactOptions {
         table: args.table,
         from: args.from,

@@ -489,6 +489,11 @@ pub struct SchemaSet {
 }
 
 impl SchemaSet {
+    /// [`SchemaSet::load_dir`] when a directory is given, no schemas otherwise.
+    pub fn load_optional(dir: Option<&Path>) -> Result<Self, SchemaError> {
+        dir.map_or_else(|| Ok(SchemaSet::default()), SchemaSet::load_dir)
+    }
+
     /// Reads every `*.json` file directly in `dir` (not `*.schema.json`, which are JSON
     /// Schemas for editors), validating each; two files for one table are an error.
     pub fn load_dir(dir: &Path) -> Result<Self, SchemaError> {
