@@ -4,7 +4,8 @@
 //! The modules follow the data flow: [`decode`] → [`route`] → [`buffer`] → [`encode`] →
 //! [`sink`] → [`report`], driven by [`pipeline`] with [`settings`]; [`lambda`] holds the
 //! Lambda function's logic. [`archive`] reads back what was written, for [`replay`] and
-//! [`schema`] inference; [`aws`] builds every AWS client.
+//! [`schema`] inference, and for [`restore`] of a table as it was at a time; [`aws`]
+//! builds every AWS client.
 
 pub mod archive;
 pub mod aws;
@@ -17,6 +18,7 @@ pub mod maintenance;
 pub mod pipeline;
 pub mod replay;
 pub mod report;
+pub mod restore;
 pub mod route;
 pub mod schema;
 pub mod settings;

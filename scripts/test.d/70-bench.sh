@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark smoke run: the generator, the Python peer and bench/run.py on a tiny batch,
-# one run each. It checks that both programs archive every record under the same object
-# names; it asserts no timing. The full benchmark is `bench/run.sh`.
+# one run each, and bench/restore.py on a few hundred changes. It checks that both
+# programs archive every record under the same object names, and that restore gives
+# every item; it asserts no timing. The full benchmark is `bench/run.sh`.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -10,6 +11,8 @@ ensure_gnu_time
 cargo build --bin ddb-archiver
 log "bench/run.py --smoke"
 python bench/run.py --smoke --bin "$ROOT/target/debug/ddb-archiver"
+log "bench/restore.py --smoke"
+python bench/restore.py --smoke --bin "$ROOT/target/debug/ddb-archiver"
 # The criterion stage benches, each run once in test mode (a check that they still work,
 # not a timing; `cargo bench --bench stages` times them).
 log "cargo test --bench stages"

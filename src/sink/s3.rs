@@ -189,7 +189,21 @@ fn attempt_error<E>(err: SdkError<E, HttpResponse>) -> AttemptError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let (failure, message) = match &err {
+    let (failure, message) = describe_sdk_error(&err);
+    AttemptError {
+        class: classify(failure),
+        message,
+    }
+}
+
+/// What went wrong with one AWS SDK request attempt (any service), reduced to what
+/// decides a retry, and a message naming it. Shared by every caller that retries with
+/// its own policy (this sink, restore's batch writes).
+pub fn describe_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> (Failure<'_>, String)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
             let code = se.err().code();
@@ -220,13 +234,9 @@ where
         ),
         SdkError::ConstructionFailure(_) => (
             Failure::Local,
-            format!("request could not be built: {}", error_chain(&err)),
+            format!("request could not be built: {}", error_chain(err)),
         ),
-        _ => (Failure::Local, error_chain(&err)),
-    };
-    AttemptError {
-        class: classify(failure),
-        message,
+        _ => (Failure::Local, error_chain(err)),
     }
 }
 
@@ -247,7 +257,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A number in `[0, 1)` for backoff jitter, from the clock and a counter (no crypto
 /// needed, only spread between concurrent writers).
-fn jitter_unit(salt: u64) -> f64 {
+pub fn jitter_unit(salt: u64) -> f64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() as u64);

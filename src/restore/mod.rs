@@ -1,0 +1,622 @@
+//! Restore: a DynamoDB table as it was at a time T, rebuilt from the archive.
+//!
+//! Two passes. [`state`] computes the state at T into a temporary file: for every key,
+//! the latest change at or before T, deduplicated and in stream order, within the
+//! sorter's memory budget; archives that cannot give it are refused there, before any
+//! write. Then either [`write`] puts the items into an existing table with
+//! `BatchWriteItem` (several requests in flight, its own retries), or [`import`] writes
+//! them as DynamoDB import-from-S3 input and can start `ImportTable`. [`item`] converts
+//! DynamoDB JSON exactly and compares key schemas. [`restore`] drives it.
+
+pub mod import;
+pub mod item;
+pub mod state;
+pub mod write;
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::ScalarAttributeType;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::archive::order::OrderError;
+use crate::archive::reader::CorruptFile;
+use crate::archive::source::{ArchiveSource, SourceError};
+use crate::replay::filter::{Filter, FilterError};
+use crate::settings::Location;
+use crate::sink::s3::{describe_sdk_error, RetryPolicy};
+use crate::sink::{ObjectSink, SinkError};
+use item::KeyShape;
+use write::{BatchFailure, BatchWrite, WriteStats, BATCH_ITEMS};
+
+/// Default memory budget of the sorter before sorted runs spill to disk.
+pub const DEFAULT_MEMORY_BUDGET: usize = 64 * 1024 * 1024;
+
+/// Default number of `BatchWriteItem` requests in flight.
+pub const DEFAULT_CONCURRENCY: usize = 6;
+
+/// Why a restore stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// A setting cannot be used.
+    #[error("invalid {flag}: {reason}")]
+    Option {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--key` cannot be used.
+    #[error(transparent)]
+    Key(#[from] FilterError),
+    /// The source holds no partition of the table.
+    #[error("no archived partitions of table {table} under {location}")]
+    NoArchive {
+        /// The table.
+        table: String,
+        /// Where it was looked for.
+        location: String,
+    },
+    /// Listing or reading the archive failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// An archive file could not be read.
+    #[error(transparent)]
+    Corrupt(#[from] CorruptFile),
+    /// Sorting through temporary files failed.
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    /// The temporary state file could not be written or read.
+    #[error("temporary state file: {0}")]
+    Spill(std::io::Error),
+    /// The archive cannot give the state at T.
+    #[error("cannot restore: {0}; nothing was written")]
+    Unrestorable(String),
+    /// The target table does not exist.
+    #[error("target table {0} does not exist (--to-table); create it with the archived key schema first, or use --import-format to build a new table; nothing was written")]
+    TargetMissing(String),
+    /// The target table's key schema is not the archive's.
+    #[error(
+        "target table {table} has key {target}, the archive has {archived}; nothing was written"
+    )]
+    KeyMismatch {
+        /// The target table.
+        table: String,
+        /// Its key attributes.
+        target: String,
+        /// The archived key attributes.
+        archived: String,
+    },
+    /// The target is not empty and `--allow-existing` was not given.
+    #[error("{0} is not empty; --allow-existing writes into it anyway (items at T overwrite items with the same key); nothing was written")]
+    NotEmpty(String),
+    /// A DynamoDB request other than the writes failed.
+    #[error("{operation} {table}: {message}")]
+    DynamoDb {
+        /// The operation.
+        operation: &'static str,
+        /// The table.
+        table: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A batch of items could not be written.
+    #[error(transparent)]
+    Write(#[from] BatchFailure),
+    /// An import file could not be stored.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// A restore that stopped, with what it did until then.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct RestoreFailure {
+    /// Why it stopped.
+    pub error: RestoreError,
+    /// What was done before it stopped.
+    pub summary: RestoreSummary,
+}
+
+/// Where the state at T goes instead of a table: DynamoDB import-from-S3 files.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// `s3://bucket/prefix` or a local directory.
+    pub location: Location,
+    /// Call `ImportTable` (S3 locations only) to create `to_table` from the files.
+    pub start: bool,
+    /// The partition key's name, needed by `start` when the key has two attributes.
+    pub partition_key: Option<String>,
+    /// Most uncompressed bytes per file.
+    pub file_bytes: usize,
+}
+
+/// What to restore and how.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The archived table (`<table>/year=.../`).
+    pub table: String,
+    /// T: the state of the table at this instant (changes at or before it).
+    pub as_of: DateTime<Utc>,
+    /// One item only: its key attributes as DynamoDB JSON.
+    pub key: Option<String>,
+    /// The table written (or created by the import).
+    pub to_table: String,
+    /// Compute and count, write nothing.
+    pub dry_run: bool,
+    /// Write into a target that already holds items.
+    pub allow_existing: bool,
+    /// Bytes of changes held in memory before sorted runs spill to disk.
+    pub memory_budget: usize,
+    /// `BatchWriteItem` requests in flight.
+    pub concurrency: usize,
+    /// Retries of each batch.
+    pub retry: RetryPolicy,
+    /// Write import files instead of items.
+    pub import: Option<ImportOptions>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// T, RFC 3339.
+    pub as_of: String,
+    /// Nothing was written (`--dry-run`).
+    pub dry_run: bool,
+    /// Partitions (days) read: those up to T's UTC day.
+    pub partitions: usize,
+    /// Archive files in partitions after T's day, not read.
+    pub partitions_after_as_of: usize,
+    /// Archive files read.
+    pub files: usize,
+    /// Files in the partitions that are not archive files, not read.
+    pub other_files: Vec<String>,
+    /// Changes read from the files.
+    pub changes_read: usize,
+    /// Changes after T, or of other items than `--key`.
+    pub changes_skipped: usize,
+    /// Changes at or before T that were considered (duplicates included).
+    pub changes_selected: usize,
+    /// Copies of a change dropped by `event_id`.
+    pub duplicates_dropped: usize,
+    /// Sorted runs spilled to temporary files.
+    pub spilled_runs: usize,
+    /// Distinct item keys with a change at or before T.
+    pub keys: usize,
+    /// Items present at T (written, or to be written in a dry run).
+    pub items: usize,
+    /// Items absent at T because their latest change is a REMOVE.
+    pub absent_deleted: usize,
+    /// Items written into the target table.
+    pub items_written: usize,
+    /// `BatchWriteItem` requests sent, retries included.
+    pub requests: usize,
+    /// Requests sent again for unprocessed items.
+    pub unprocessed_retries: usize,
+    /// Requests throttled and sent again.
+    pub throttles: usize,
+    /// Requests sent again after a 5xx answer, timeout or connection failure.
+    pub transient_retries: usize,
+    /// Was the target table found and checked (a dry run checks it when it exists)?
+    pub target_checked: bool,
+    /// Import files written (`--import-format`).
+    pub import_files: Vec<String>,
+    /// Import files that were already there (a rerun).
+    pub import_files_already_present: usize,
+    /// The import started with `--start-import`.
+    pub import_arn: Option<String>,
+}
+
+impl RestoreSummary {
+    /// The human summary.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "state at {}: {} partitions, {} files, {} changes read, {} skipped (after T or other keys), {} duplicates dropped",
+            self.as_of,
+            self.partitions,
+            self.files,
+            self.changes_read,
+            self.changes_skipped,
+            self.duplicates_dropped
+        );
+        let _ = writeln!(
+            s,
+            "{} keys: {} items present, {} absent because deleted",
+            self.keys, self.items, self.absent_deleted
+        );
+        if self.dry_run {
+            let _ = writeln!(
+                s,
+                "dry run: nothing written{}",
+                if self.target_checked {
+                    " (target table checked)"
+                } else {
+                    ""
+                }
+            );
+        } else if self.import_files.is_empty() {
+            let _ = writeln!(
+                s,
+                "{} items written in {} requests ({} unprocessed retries, {} throttles, {} other retries)",
+                self.items_written,
+                self.requests,
+                self.unprocessed_retries,
+                self.throttles,
+                self.transient_retries
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "{} import files written ({} already present)",
+                self.import_files.len(),
+                self.import_files_already_present
+            );
+        }
+        if let Some(arn) = &self.import_arn {
+            let _ = writeln!(s, "import started: {arn}");
+        }
+        for f in &self.other_files {
+            let _ = writeln!(s, "not an archive file, not read: {f}");
+        }
+        s
+    }
+}
+
+/// Where the items go.
+pub enum Target {
+    /// An existing table, through this client; `writer` sends the batches (the same
+    /// client, or a fault-injecting one in tests).
+    Table {
+        /// For `DescribeTable` and `Scan`.
+        client: aws_sdk_dynamodb::Client,
+        /// For `BatchWriteItem`.
+        writer: Arc<dyn BatchWrite>,
+    },
+    /// Import files through `sink`; `client` starts the import with `--start-import`.
+    Import {
+        /// Where the files go.
+        sink: Arc<dyn ObjectSink>,
+        /// Lists the files already there.
+        existing: Box<dyn ArchiveSource>,
+        /// For `ImportTable`.
+        client: Option<aws_sdk_dynamodb::Client>,
+    },
+}
+
+fn dynamodb_error<E>(
+    operation: &'static str,
+    table: &str,
+    e: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> RestoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    RestoreError::DynamoDb {
+        operation,
+        table: table.to_string(),
+        message: describe_sdk_error(e).1,
+    }
+}
+
+/// The target table's key attributes, or `None` when it does not exist.
+async fn target_keys(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Option<KeyShape>, RestoreError> {
+    let out = match client.describe_table().table_name(table).send().await {
+        Ok(out) => out,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(dynamodb_error("DescribeTable", table, &e)),
+    };
+    let Some(desc) = out.table else {
+        return Ok(None);
+    };
+    let mut shape = Vec::new();
+    for k in desc.key_schema() {
+        let t = desc
+            .attribute_definitions()
+            .iter()
+            .find(|d| d.attribute_name() == k.attribute_name())
+            .map_or(ScalarAttributeType::S, |d| d.attribute_type().clone());
+        shape.push((k.attribute_name().to_string(), t));
+    }
+    shape.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Some(KeyShape(shape)))
+}
+
+async fn table_is_empty(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<bool, RestoreError> {
+    let out = client
+        .scan()
+        .table_name(table)
+        .limit(1)
+        .send()
+        .await
+        .map_err(|e| dynamodb_error("Scan", table, &e))?;
+    Ok(out.count() == 0 && out.items().is_empty())
+}
+
+fn validate(opts: &RestoreOptions, now: DateTime<Utc>) -> Result<Option<Filter>, RestoreError> {
+    let option = |flag, reason: String| RestoreError::Option { flag, reason };
+    crate::route::validate_table_name(&opts.table).map_err(|r| option("--table", r))?;
+    crate::route::validate_table_name(&opts.to_table).map_err(|r| option("--to-table", r))?;
+    if opts.as_of > now {
+        return Err(option(
+            "--as-of",
+            format!(
+                "{} is in the future; the archive holds nothing after now",
+                opts.as_of.to_rfc3339()
+            ),
+        ));
+    }
+    if opts.concurrency == 0 || opts.concurrency > 64 {
+        return Err(option(
+            "--concurrency",
+            format!("{} is not between 1 and 64", opts.concurrency),
+        ));
+    }
+    if let Some(import) = &opts.import {
+        if import.start && !matches!(import.location, Location::S3 { .. }) {
+            return Err(option(
+                "--start-import",
+                "the import reads from S3: give --import-format s3://bucket/prefix".into(),
+            ));
+        }
+    }
+    let key = opts
+        .key
+        .as_deref()
+        .map(|k| Filter::new(None, None, Some(k), &[]))
+        .transpose()?;
+    Ok(key)
+}
+
+/// Restores `opts.table` as of `opts.as_of` from `source` into `target`. `progress` is
+/// advanced by changes read (pass [`indicatif::ProgressBar::hidden`] for none).
+pub async fn restore(
+    source: &dyn ArchiveSource,
+    target: Target,
+    opts: &RestoreOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<RestoreSummary, Box<RestoreFailure>> {
+    let mut summary = RestoreSummary {
+        as_of: opts
+            .as_of
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        dry_run: opts.dry_run,
+        ..RestoreSummary::default()
+    };
+    let result = run(source, target, opts, progress, &mut summary).await;
+    match result {
+        Ok(()) => {
+            progress.finish_and_clear();
+            Ok(summary)
+        }
+        Err(error) => {
+            progress.abandon();
+            Err(Box::new(RestoreFailure { error, summary }))
+        }
+    }
+}
+
+async fn run(
+    source: &dyn ArchiveSource,
+    target: Target,
+    opts: &RestoreOptions,
+    progress: &indicatif::ProgressBar,
+    summary: &mut RestoreSummary,
+) -> Result<(), RestoreError> {
+    let key = validate(opts, Utc::now())?;
+    // Check the target first: a missing or non-empty one fails before the long read.
+    let target_shape = match &target {
+        Target::Table { client, .. } => match target_keys(client, &opts.to_table).await? {
+            None if opts.dry_run => None,
+            None => return Err(RestoreError::TargetMissing(opts.to_table.clone())),
+            Some(shape) => {
+                if !opts.allow_existing && !table_is_empty(client, &opts.to_table).await? {
+                    return Err(RestoreError::NotEmpty(format!(
+                        "target table {}",
+                        opts.to_table
+                    )));
+                }
+                summary.target_checked = true;
+                Some(shape)
+            }
+        },
+        Target::Import { existing, .. } => {
+            let there = existing.list("").await?;
+            if !there.is_empty() && !opts.allow_existing {
+                return Err(RestoreError::NotEmpty(format!(
+                    "--import-format {}",
+                    existing.location("")
+                )));
+            }
+            None
+        }
+    };
+    let input = state::StateInput {
+        table: &opts.table,
+        as_of_ms: opts.as_of.timestamp_millis(),
+        key: key.as_ref(),
+        memory_budget: opts.memory_budget,
+    };
+    let state = state::compute(source, &input, summary, progress).await?;
+    if let (Some(target), Some(archived)) = (&target_shape, &state.keys) {
+        if target != archived {
+            return Err(RestoreError::KeyMismatch {
+                table: opts.to_table.clone(),
+                target: target.describe(),
+                archived: archived.describe(),
+            });
+        }
+    }
+    if opts.dry_run {
+        return Ok(());
+    }
+    match target {
+        Target::Table { writer, .. } => write_items(state, writer, opts, summary, progress).await,
+        Target::Import { sink, client, .. } => {
+            let Some(import) = &opts.import else {
+                return Err(RestoreError::Option {
+                    flag: "--import-format",
+                    reason: "an import target needs import options".into(),
+                });
+            };
+            let keys = state.keys.clone();
+            write_import(state, sink.as_ref(), import, summary).await?;
+            if let (true, Some(client)) = (import.start, client) {
+                start_import(&client, import, opts, keys, summary).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn write_items(
+    state: state::StateFile,
+    writer: Arc<dyn BatchWrite>,
+    opts: &RestoreOptions,
+    summary: &mut RestoreSummary,
+    progress: &indicatif::ProgressBar,
+) -> Result<(), RestoreError> {
+    let mut tasks: tokio::task::JoinSet<Result<WriteStats, BatchFailure>> =
+        tokio::task::JoinSet::new();
+    let mut stats = WriteStats::default();
+    let mut first_error: Option<RestoreError> = None;
+    let mut batch = Vec::with_capacity(BATCH_ITEMS);
+    let mut images = state.images()?;
+    let mut salt = 0u64;
+    let mut done = false;
+    while !done || !tasks.is_empty() {
+        // Fill the pipeline, then wait for one request to finish.
+        while !done && first_error.is_none() && tasks.len() < opts.concurrency {
+            match images.next() {
+                Some(Ok(image)) => {
+                    let item = item::to_item(&image)
+                        .map_err(|e| RestoreError::Unrestorable(format!("malformed image: {e}")))?;
+                    batch.push(item);
+                    if batch.len() < BATCH_ITEMS {
+                        continue;
+                    }
+                }
+                Some(Err(e)) => return Err(RestoreError::Spill(e)),
+                None => done = true,
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let items = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
+            let (writer, table, policy) = (writer.clone(), opts.to_table.clone(), opts.retry);
+            salt += 1;
+            tasks.spawn(async move {
+                write::write_batch(writer.as_ref(), &table, items, &policy, salt).await
+            });
+        }
+        if first_error.is_some() {
+            done = true;
+        }
+        let Some(joined) = tasks.join_next().await else {
+            continue;
+        };
+        match joined {
+            Ok(Ok(s)) => stats.add(&s),
+            Ok(Err(e)) => {
+                stats.add(&e.stats);
+                first_error.get_or_insert(e.into());
+            }
+            Err(e) => {
+                first_error.get_or_insert(RestoreError::Option {
+                    flag: "--to-table",
+                    reason: format!("a write task failed: {e}"),
+                });
+            }
+        }
+        summary.items_written = stats.items;
+        summary.requests = stats.requests;
+        summary.unprocessed_retries = stats.unprocessed_retries;
+        summary.throttles = stats.throttles;
+        summary.transient_retries = stats.transient_retries;
+        progress.set_message(format!("{} items written", stats.items));
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn write_import(
+    state: state::StateFile,
+    sink: &dyn ObjectSink,
+    import: &ImportOptions,
+    summary: &mut RestoreSummary,
+) -> Result<(), RestoreError> {
+    let mut writer = import::ImportWriter::new(sink, import.file_bytes);
+    for image in state.images()? {
+        writer.push(&image.map_err(RestoreError::Spill)?).await?;
+    }
+    writer.finish().await?;
+    summary.import_files = writer.files.iter().map(|k| sink.location(k)).collect();
+    summary.import_files_already_present = writer.already_present;
+    Ok(())
+}
+
+async fn start_import(
+    client: &aws_sdk_dynamodb::Client,
+    import: &ImportOptions,
+    opts: &RestoreOptions,
+    keys: Option<KeyShape>,
+    summary: &mut RestoreSummary,
+) -> Result<(), RestoreError> {
+    let Location::S3 { bucket, prefix } = &import.location else {
+        return Ok(());
+    };
+    let Some(keys) = keys else {
+        return Err(RestoreError::Unrestorable(
+            "no item existed at T, so there is no key schema to create a table with".into(),
+        ));
+    };
+    let target = import::ImportTarget {
+        bucket: bucket.clone(),
+        prefix: prefix.clone(),
+        table: opts.to_table.clone(),
+        keys,
+        partition_key: import.partition_key.clone(),
+    };
+    let token: String = {
+        use sha2::Digest as _;
+        let text = format!(
+            "{bucket}/{prefix}|{}|{}",
+            opts.to_table,
+            summary.import_files.join(",")
+        );
+        sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let request =
+        import::import_request(client, &target, &token).map_err(|reason| RestoreError::Option {
+            flag: "--partition-key",
+            reason,
+        })?;
+    let out = request
+        .send()
+        .await
+        .map_err(|e| dynamodb_error("ImportTable", &opts.to_table, &e))?;
+    summary.import_arn = out
+        .import_table_description
+        .and_then(|d| d.import_arn)
+        .or_else(|| Some("(no ARN returned)".into()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

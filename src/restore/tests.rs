@@ -1,0 +1,380 @@
+//! Restore without servers: archives written by the real pipeline into a directory, the
+//! state at T computed and compared with one computed here, spilled and not; import
+//! files end to end; the archives and settings that are refused.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::archive::source::LocalDirSource;
+use crate::encode::Format;
+use crate::pipeline::Archiver;
+use crate::settings::Settings;
+use crate::sink::local::LocalDirSink;
+
+const TABLE: &str = "orders";
+const START_MS: i64 = 1_767_268_800_000; // 2026-01-01T12:00:00Z
+
+/// One generated change.
+#[derive(Debug, Clone)]
+struct Gen {
+    name: &'static str,
+    key: String,
+    time_ms: i64,
+    image: Option<String>,
+    text: String,
+}
+
+/// Changes of `items` items over about three days: INSERT, MODIFYs, REMOVEs and
+/// re-INSERTs, in stream order; keys written with their attributes in either order.
+fn generate(items: usize, changes: usize, view: &str) -> Vec<Gen> {
+    let mut out = Vec::new();
+    let mut alive = vec![false; items];
+    let mut rng: u64 = 7;
+    for i in 0..changes {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let item = (rng >> 33) as usize % items;
+        let name = if !alive[item] {
+            "INSERT"
+        } else if (rng >> 20).is_multiple_of(5) {
+            "REMOVE"
+        } else {
+            "MODIFY"
+        };
+        alive[item] = name != "REMOVE";
+        // ~3 days; every fourth change shares the previous one's millisecond.
+        let time_ms = START_MS + (i as i64 - (i % 4 == 1) as i64) * 259_200_000 / changes as i64;
+        let key = if i % 2 == 0 {
+            format!(
+                r#"{{"pk":{{"S":"ITEM#{item}"}},"sk":{{"N":"{}"}}}}"#,
+                item % 3
+            )
+        } else {
+            format!(
+                r#"{{"sk":{{"N":"{}"}},"pk":{{"S":"ITEM#{item}"}}}}"#,
+                item % 3
+            )
+        };
+        let image = format!(
+            r#"{{"pk":{{"S":"ITEM#{item}"}},"sk":{{"N":"{}"}},"v":{{"N":"1234567890123456789012345678901234567{}"}},"b":{{"B":"AAEC/w=="}},"m":{{"M":{{"ü":{{"SS":["x","y"]}},"l":{{"L":[{{"NULL":true}},{{"BOOL":false}}]}}}}}}}}"#,
+            item % 3,
+            i % 10
+        );
+        let image = (name != "REMOVE").then_some(image);
+        let images = match (&image, view) {
+            (Some(img), "NEW_AND_OLD_IMAGES" | "NEW_IMAGE") => format!(r#""NewImage":{img},"#),
+            _ => String::new(),
+        };
+        let text = format!(
+            r#"{{"eventID":"ev{i:05}","eventName":"{name}","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"eu-west-1","dynamodb":{{"ApproximateCreationDateTime":{}.{:03},"Keys":{key},{images}"SequenceNumber":"{}","SizeBytes":99,"StreamViewType":"{view}"}},"eventSourceARN":"arn:aws:dynamodb:eu-west-1:123456789012:table/{TABLE}/stream/2026-01-01T00:00:00.000"}}"#,
+            time_ms / 1000,
+            time_ms % 1000,
+            99_999_999_999_999_999_900u128 + i as u128,
+        );
+        out.push(Gen {
+            name,
+            key,
+            time_ms,
+            image,
+            text,
+        });
+    }
+    out
+}
+
+async fn archive(dir: &std::path::Path, format: Format, records: &[Gen]) {
+    let settings = Settings {
+        dest: dir.display().to_string(),
+        format,
+        table: None,
+        max_file_bytes: 1 << 20,
+        max_file_records: 23,
+        max_file_age_secs: 300,
+        max_buffer_bytes: 1 << 24,
+        kms_key_id: None,
+        schemas: None,
+    };
+    let mut a = Archiver::new(&settings, Arc::new(LocalDirSink::new(dir))).unwrap();
+    for (i, chunk) in records.chunks(40).enumerate() {
+        let parts: Vec<&str> = chunk.iter().map(|g| g.text.as_str()).collect();
+        let doc = format!("{{\"Records\":[{}]}}", parts.join(","));
+        assert!(a.ingest(doc.as_bytes(), &format!("batch-{i}")).await);
+    }
+    let summary = a.finish().await;
+    assert!(summary.is_clean(), "{summary:?}");
+}
+
+/// The state at T computed the plain way: every change in order, a map of all keys.
+fn expected(records: &[Gen], as_of_ms: i64) -> BTreeMap<String, String> {
+    let mut state = BTreeMap::new();
+    for g in records.iter().filter(|g| g.time_ms <= as_of_ms) {
+        let key = item::canonical_key(&g.key).unwrap();
+        match &g.image {
+            Some(img) if g.name != "REMOVE" => state.insert(key, img.clone()),
+            _ => state.remove(&key),
+        };
+    }
+    state
+}
+
+fn key_of(image: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(image).unwrap();
+    item::canonical_key(&format!(r#"{{"pk":{},"sk":{}}}"#, v["pk"], v["sk"])).unwrap()
+}
+
+async fn compute(
+    dir: &std::path::Path,
+    as_of_ms: i64,
+    key: Option<&Filter>,
+    budget: usize,
+) -> Result<(BTreeMap<String, String>, RestoreSummary), RestoreError> {
+    let mut summary = RestoreSummary::default();
+    let input = state::StateInput {
+        table: TABLE,
+        as_of_ms,
+        key,
+        memory_budget: budget,
+    };
+    let file = state::compute(
+        &LocalDirSource::new(dir),
+        &input,
+        &mut summary,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await?;
+    let got = file
+        .images()?
+        .map(|l| {
+            let l = l.unwrap();
+            (key_of(&l), l)
+        })
+        .collect();
+    Ok((got, summary))
+}
+
+#[tokio::test]
+async fn state_at_t_matches_an_independent_computation() {
+    let records = generate(40, 600, "NEW_AND_OLD_IMAGES");
+    let dir = tempfile::tempdir().unwrap();
+    let half = records.len() / 2;
+    archive(dir.path(), Format::Parquet, &records[..half]).await;
+    archive(dir.path(), Format::JsonlGz, &records[half..]).await;
+    // Part of it archived a second time, in the other format.
+    archive(dir.path(), Format::Parquet, &records[350..430]).await;
+    let day2 = START_MS + 12 * 3_600_000; // 2026-01-02T00:00:00Z
+    let times = [
+        START_MS - 1,
+        records[100].time_ms,
+        day2 - 1,
+        day2,
+        records[417].time_ms - 1,
+        records.last().unwrap().time_ms + 1,
+    ];
+    for as_of in times {
+        let want = expected(&records, as_of);
+        for budget in [usize::MAX, 4_000] {
+            let (got, summary) = compute(dir.path(), as_of, None, budget).await.unwrap();
+            assert_eq!(got, want, "T={as_of} budget={budget}");
+            assert_eq!(summary.items, want.len());
+            let selected = records.iter().filter(|g| g.time_ms <= as_of).count();
+            let dups = records[350..430]
+                .iter()
+                .filter(|g| g.time_ms <= as_of)
+                .count();
+            assert_eq!(summary.duplicates_dropped, dups, "T={as_of}");
+            assert_eq!(summary.changes_selected, selected + dups);
+            assert_eq!(summary.keys, summary.items + summary.absent_deleted);
+            if budget == 4_000 && selected > 100 {
+                assert!(summary.spilled_runs > 2, "{}", summary.spilled_runs);
+            }
+        }
+    }
+    // Days after T's are not read.
+    let (_, summary) = compute(dir.path(), day2 - 1, None, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(summary.partitions, 1);
+    assert!(summary.partitions_after_as_of > 0);
+
+    // One item, with its key's members in another order than in most records.
+    let filter = Filter::new(
+        None,
+        None,
+        Some(r#"{"sk":{"N":"1"},"pk":{"S":"ITEM#7"}}"#),
+        &[],
+    )
+    .unwrap();
+    let last = records.last().unwrap().time_ms;
+    let (got, summary) = compute(dir.path(), last, Some(&filter), 4_000)
+        .await
+        .unwrap();
+    let want: BTreeMap<_, _> = expected(&records, last)
+        .into_iter()
+        .filter(|(k, _)| k == r#"{"pk":{"S":"ITEM#7"},"sk":{"N":"1"}}"#)
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(summary.keys, 1);
+}
+
+#[tokio::test]
+async fn archives_without_new_images_are_refused() {
+    for view in ["KEYS_ONLY", "OLD_IMAGE"] {
+        let dir = tempfile::tempdir().unwrap();
+        archive(dir.path(), Format::JsonlGz, &generate(5, 20, view)).await;
+        let e = compute(dir.path(), START_MS + 10 * 86_400_000, None, usize::MAX)
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(view) && text.contains("no new images"),
+            "{text}"
+        );
+    }
+    // A NEW_AND_OLD_IMAGES record whose NewImage is missing.
+    let mut records = generate(5, 20, "NEW_AND_OLD_IMAGES");
+    let last = records.iter().rposition(|g| g.name != "REMOVE").unwrap();
+    let img = records[last].image.clone().unwrap();
+    records[last].text = records[last]
+        .text
+        .replace(&format!(r#""NewImage":{img},"#), "");
+    let dir = tempfile::tempdir().unwrap();
+    archive(dir.path(), Format::Parquet, &records).await;
+    let e = compute(dir.path(), START_MS + 10 * 86_400_000, None, usize::MAX)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("has no NewImage"), "{e}");
+    // Before that change, the state can be given.
+    assert!(
+        compute(dir.path(), records[last].time_ms - 1, None, usize::MAX)
+            .await
+            .is_ok()
+    );
+}
+
+fn options(as_of: DateTime<Utc>) -> RestoreOptions {
+    RestoreOptions {
+        table: TABLE.into(),
+        as_of,
+        key: None,
+        to_table: "orders-restored".into(),
+        dry_run: false,
+        allow_existing: false,
+        memory_budget: DEFAULT_MEMORY_BUDGET,
+        concurrency: DEFAULT_CONCURRENCY,
+        retry: write::default_policy(),
+        import: None,
+    }
+}
+
+fn import_target(dir: &std::path::Path) -> (Target, ImportOptions) {
+    let target = Target::Import {
+        sink: Arc::new(LocalDirSink::new(dir)),
+        existing: Box::new(LocalDirSource::new(dir)),
+        client: None,
+    };
+    let opts = ImportOptions {
+        location: Location::Local(dir.to_path_buf()),
+        start: false,
+        partition_key: None,
+        file_bytes: 2_000,
+    };
+    (target, opts)
+}
+
+#[tokio::test]
+async fn import_files_hold_the_state() {
+    let records = generate(30, 300, "NEW_IMAGE");
+    let src = tempfile::tempdir().unwrap();
+    archive(src.path(), Format::JsonlGz, &records).await;
+    let out = tempfile::tempdir().unwrap();
+    let (target, import) = import_target(out.path());
+    let as_of_ms = records[200].time_ms;
+    let mut opts = options(DateTime::from_timestamp_millis(as_of_ms).unwrap());
+    opts.import = Some(import);
+    let source = LocalDirSource::new(src.path());
+    let progress = indicatif::ProgressBar::hidden();
+    let summary = restore(&source, target, &opts, &progress).await.unwrap();
+    assert!(summary.import_files.len() > 1);
+    let mut got = BTreeMap::new();
+    for f in &summary.import_files {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&std::fs::read(f).unwrap()[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        for line in text.lines() {
+            let image = line
+                .strip_prefix("{\"Item\":")
+                .and_then(|l| l.strip_suffix('}'))
+                .unwrap();
+            got.insert(key_of(image), image.to_string());
+        }
+    }
+    assert_eq!(got, expected(&records, as_of_ms));
+    // A second run refuses the filled prefix, and converges with --allow-existing.
+    let (target, import) = import_target(out.path());
+    opts.import = Some(import);
+    let e = restore(&source, target, &opts, &progress)
+        .await
+        .unwrap_err();
+    assert!(matches!(e.error, RestoreError::NotEmpty(_)), "{}", e.error);
+    let (target, import) = import_target(out.path());
+    opts.import = Some(import);
+    opts.allow_existing = true;
+    let again = restore(&source, target, &opts, &progress).await.unwrap();
+    assert_eq!(again.import_files, summary.import_files);
+    assert_eq!(
+        again.import_files_already_present,
+        summary.import_files.len()
+    );
+}
+
+#[tokio::test]
+async fn bad_settings_fail_before_reading() {
+    let src = tempfile::tempdir().unwrap();
+    archive(src.path(), Format::JsonlGz, &generate(3, 10, "NEW_IMAGE")).await;
+    let source = LocalDirSource::new(src.path());
+    let progress = indicatif::ProgressBar::hidden();
+    let now = Utc::now();
+    let cases: Vec<(RestoreOptions, &str)> = vec![
+        (
+            options(now + chrono::Duration::hours(1)),
+            "invalid --as-of: ",
+        ),
+        (
+            RestoreOptions {
+                key: Some(r#"{"pk":1}"#.into()),
+                ..options(now)
+            },
+            "invalid --key: ",
+        ),
+        (
+            RestoreOptions {
+                table: "no-such-table".into(),
+                ..options(now)
+            },
+            "no archived partitions of table no-such-table",
+        ),
+        (
+            RestoreOptions {
+                table: "bad/name".into(),
+                ..options(now)
+            },
+            "invalid --table: ",
+        ),
+    ];
+    for (mut opts, want) in cases {
+        let out = tempfile::tempdir().unwrap();
+        let (target, import) = import_target(out.path());
+        opts.import = Some(import);
+        let e = restore(&source, target, &opts, &progress)
+            .await
+            .unwrap_err();
+        assert!(e.error.to_string().starts_with(want), "{}", e.error);
+        assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    }
+}
