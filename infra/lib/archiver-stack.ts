@@ -5,7 +5,7 @@
 import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { ArchiveBucket } from './archive-bucket';
-import { ArchiverFunction } from './archiver-function';
+import { ArchiverFunction, archiveUrl, functionPackage } from './archiver-function';
 import { Catalog } from './catalog';
 import { ArchiverConfig, tableFromStreamArn } from './config';
 import { glueTableName, loadGlueTables, readyQueries, schemaFiles, tableOfSchemaFile } from './glue-tables';
@@ -60,9 +60,10 @@ export class ArchiverStack extends Stack {
       glacierInstantRetrievalAfterDays: c.glacierInstantRetrievalAfterDays,
     });
 
+    // One package, staged once, for every function of the stack.
+    const code = functionPackage(c.functionAssetDir, schemas);
     this.archiver = new ArchiverFunction(this, 'Archiver', {
-      functionAssetDir: c.functionAssetDir,
-      schemaFiles: schemas,
+      code,
       bucket: this.archive.bucket,
       key: this.archive.key,
       prefix: c.prefix,
@@ -121,7 +122,7 @@ export class ArchiverStack extends Stack {
 
     new CfnOutput(this, 'ArchiveBucketName', { value: this.archive.bucket.bucketName, description: 'Archive bucket' });
     new CfnOutput(this, 'ArchiveDestination', {
-      value: `s3://${this.archive.bucket.bucketName}/${c.prefix}`,
+      value: archiveUrl(this.archive.bucket, c.prefix),
       description: 'Where the function writes (ARCHIVE_DEST)',
     });
     new CfnOutput(this, 'ArchiveKeyArn', { value: this.archive.key.keyArn, description: 'KMS key of the archive and results' });

@@ -93,6 +93,14 @@ export const DEFAULTS = {
   athenaResultsExpiryDays: 30,
 } as const;
 
+/**
+ * Days after which archived (raw) objects expire: one 366-day year per retention year, so
+ * the expiry is always after the Object Lock retention ends (which counts calendar years).
+ */
+export function expiryDays(retentionYears: number): number {
+  return retentionYears * 366;
+}
+
 /** A configuration error: names the context key and what is wrong with its value. */
 export class ConfigError extends Error {
   constructor(key: string, message: string) {

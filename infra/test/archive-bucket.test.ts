@@ -2,7 +2,7 @@
 import { strict as assert } from 'assert';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { expiryDays } from '../lib/archive-bucket';
+import { expiryDays } from '../lib/config';
 import { archiveBucketId, build, Built, only, resourcesOf } from './helpers';
 
 const defaults = build();
