@@ -9,7 +9,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ObjectLockMode } from './config';
+import { expiryDays, ObjectLockMode } from './config';
 
 /** Settings of the archive bucket. */
 export interface ArchiveBucketProps {
@@ -26,19 +26,50 @@ export interface ArchiveBucketProps {
 }
 
 /**
- * Days after which archived objects expire: one 366-day year per retention year, so the
- * expiry is always after the Object Lock retention ends (which counts calendar years).
- */
-export function expiryDays(retentionYears: number): number {
-  return retentionYears * 366;
-}
-
-/**
  * Days a noncurrent version is kept after it became noncurrent (the archiver never
  * overwrites, so versions become noncurrent only through the expiry's delete marker or a
  * manual delete). Object Lock still blocks removing a version before its retention ends.
  */
 export const NONCURRENT_VERSION_DAYS = 30;
+
+/**
+ * The security settings every KMS-encrypted bucket of the stack shares: the customer key
+ * with a bucket key, Block Public Access, TLS-only (1.2 and later), bucket-owner-enforced
+ * ownership, server access logs under `logsPrefix`, and kept when the stack is deleted.
+ */
+export function privateKmsBucket(key: kms.IKey, accessLogs: s3.IBucket, logsPrefix: string): s3.BucketProps {
+  return {
+    encryption: s3.BucketEncryption.KMS,
+    encryptionKey: key,
+    bucketKeyEnabled: true,
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    minimumTLSVersion: 1.2,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    serverAccessLogsBucket: accessLogs,
+    serverAccessLogsPrefix: logsPrefix,
+    removalPolicy: RemovalPolicy.RETAIN,
+  };
+}
+
+/**
+ * Denies any put that asks for another kind of server-side encryption than SSE-KMS: objects
+ * are written with the bucket's key (or the bucket default, which is that key).
+ */
+export function denyOtherEncryption(bucket: s3.Bucket): void {
+  bucket.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'DenyOtherEncryption',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['s3:PutObject'],
+      resources: [bucket.arnForObjects('*')],
+      conditions: {
+        StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+      },
+    }),
+  );
+}
 
 /** The encrypted, locked archive bucket, its key, and the access-log bucket. */
 export class ArchiveBucket extends Construct {
@@ -77,14 +108,8 @@ export class ArchiveBucket extends Construct {
 
     const retention = Duration.days(1); // replaced below by whole years on the L1 resource
     this.bucket = new s3.Bucket(this, 'Bucket', {
-      encryption: s3.BucketEncryption.KMS,
-      encryptionKey: this.key,
-      bucketKeyEnabled: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
+      ...privateKmsBucket(this.key, this.accessLogs, 'archive-bucket/'),
       versioned: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       objectLockEnabled: props.objectLockMode !== 'OFF',
       objectLockDefaultRetention:
         props.objectLockMode === 'COMPLIANCE'
@@ -92,9 +117,6 @@ export class ArchiveBucket extends Construct {
           : props.objectLockMode === 'GOVERNANCE'
             ? s3.ObjectLockRetention.governance(retention)
             : undefined,
-      serverAccessLogsBucket: this.accessLogs,
-      serverAccessLogsPrefix: 'archive-bucket/',
-      removalPolicy: RemovalPolicy.RETAIN,
       lifecycleRules: [
         {
           // One rule for everything under the prefix: table trees and `_rejected/` alike.
@@ -129,19 +151,7 @@ export class ArchiveBucket extends Construct {
       };
     }
 
-    // Nobody may weaken the lock or the encryption of what is written: objects must be
-    // written with this bucket's KMS key (or the bucket default, which is this key).
-    this.bucket.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'DenyOtherEncryption',
-        effect: iam.Effect.DENY,
-        principals: [new iam.AnyPrincipal()],
-        actions: ['s3:PutObject'],
-        resources: [this.bucket.arnForObjects('*')],
-        conditions: {
-          StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' },
-        },
-      }),
-    );
+    // Nobody may weaken the lock or the encryption of what is written.
+    denyOtherEncryption(this.bucket);
   }
 }

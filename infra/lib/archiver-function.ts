@@ -22,10 +22,8 @@ export const SCHEMAS_IN_PACKAGE = '/var/task/schemas';
 
 /** Settings of the archiver function. */
 export interface ArchiverFunctionProps {
-  /** Directory with the built `bootstrap` binary. */
-  readonly functionAssetDir: string;
-  /** Table schema files (`*.json`) bundled under `schemas/`. */
-  readonly schemaFiles: readonly string[];
+  /** The function package (`functionPackage`), shared with the maintenance function. */
+  readonly code: lambda.Code;
   /** The archive bucket. */
   readonly bucket: s3.IBucket;
   /** The archive bucket's key. */
@@ -83,6 +81,54 @@ export function stagePackage(functionAssetDir: string, schemaFiles: readonly str
   return dir;
 }
 
+/** The package of both functions: the built `bootstrap` and the schema files, staged once. */
+export function functionPackage(functionAssetDir: string, schemaFiles: readonly string[]): lambda.Code {
+  return lambda.Code.fromAsset(stagePackage(functionAssetDir, schemaFiles));
+}
+
+/** How both functions run the Rust binary: `provided.al2023` on arm64. */
+export const RUST_RUNTIME = {
+  runtime: lambda.Runtime.PROVIDED_AL2023,
+  architecture: lambda.Architecture.ARM_64,
+  handler: 'bootstrap',
+} as const;
+
+/**
+ * A function's log group (kept one year, and when the stack is deleted) and a role of its
+ * own, so that nothing but the statements added to it is granted (no AWS managed policy
+ * with a wildcard resource): to begin with, writing to that log group only.
+ */
+export function logGroupAndRole(scope: Construct, description: string): { logGroup: logs.LogGroup; role: iam.Role } {
+  const logGroup = new logs.LogGroup(scope, 'Logs', {
+    retention: logs.RetentionDays.ONE_YEAR,
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  const role = new iam.Role(scope, 'Role', {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description,
+  });
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'WriteLogs',
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resources: [logGroup.logGroupArn],
+    }),
+  );
+  return { logGroup, role };
+}
+
+/** Use of the key through S3 only (SSE-KMS of the objects a function reads or writes). */
+export function keyThroughS3(scope: Construct, sid: string, key: kms.IKey, actions: string[]): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid,
+    actions,
+    resources: [key.keyArn],
+    conditions: {
+      StringEquals: { 'kms:ViaService': `s3.${Stack.of(scope).region}.amazonaws.com` },
+    },
+  });
+}
+
 /** The archiver Lambda function and its log group. */
 export class ArchiverFunction extends Construct {
   /** The function. */
@@ -93,24 +139,11 @@ export class ArchiverFunction extends Construct {
   constructor(scope: Construct, id: string, props: ArchiverFunctionProps) {
     super(scope, id);
 
-    this.logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: logs.RetentionDays.ONE_YEAR,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-
-    // A role of our own, so that nothing but the statements below is granted
-    // (no AWS managed policy with a wildcard resource).
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'ddb-archiver function: read the stream, put archive objects, write its logs',
-    });
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'WriteLogs',
-        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        resources: [this.logGroup.logGroupArn],
-      }),
+    const { logGroup, role } = logGroupAndRole(
+      this,
+      'ddb-archiver function: read the stream, put archive objects, write its logs',
     );
+    this.logGroup = logGroup;
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'PutArchiveObjects',
@@ -119,17 +152,8 @@ export class ArchiverFunction extends Construct {
         resources: [props.bucket.arnForObjects(`${props.prefix}*`)],
       }),
     );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'EncryptArchiveObjects',
-        // GenerateDataKey for each object, Decrypt to complete multipart uploads.
-        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-        resources: [props.key.keyArn],
-        conditions: {
-          StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` },
-        },
-      }),
-    );
+    // GenerateDataKey for each object, Decrypt to complete multipart uploads.
+    role.addToPolicy(keyThroughS3(this, 'EncryptArchiveObjects', props.key, ['kms:GenerateDataKey', 'kms:Decrypt']));
 
     acknowledge(
       role,
@@ -137,19 +161,16 @@ export class ArchiverFunction extends Construct {
       'The archiver writes objects under new, data-dependent keys (table, event day, sequence numbers); the wildcard is confined to the archive prefix and the actions to puts (no read, no delete).',
     );
 
-    const dest = `s3://${props.bucket.bucketName}/${props.prefix}`;
     this.function = new lambda.Function(this, 'Function', {
+      ...RUST_RUNTIME,
       description: 'ddb-archiver: archives DynamoDB changes to S3',
-      runtime: lambda.Runtime.PROVIDED_AL2023,
-      architecture: lambda.Architecture.ARM_64,
-      handler: 'bootstrap',
-      code: lambda.Code.fromAsset(stagePackage(props.functionAssetDir, props.schemaFiles)),
+      code: props.code,
       memorySize: props.memorySize,
       timeout: Duration.seconds(props.timeoutSeconds),
       role,
       logGroup: this.logGroup,
       environment: {
-        ARCHIVE_DEST: dest,
+        ARCHIVE_DEST: archiveUrl(props.bucket, props.prefix),
         ARCHIVE_FORMAT: props.format,
         ARCHIVE_SCHEMAS: SCHEMAS_IN_PACKAGE,
         ARCHIVE_KMS_KEY_ID: props.key.keyArn,
@@ -159,4 +180,9 @@ export class ArchiverFunction extends Construct {
       },
     });
   }
+}
+
+/** `s3://<bucket>/<prefix>`: where the archiver writes and the maintenance function reads. */
+export function archiveUrl(bucket: s3.IBucket, prefix: string): string {
+  return `s3://${bucket.bucketName}/${prefix}`;
 }

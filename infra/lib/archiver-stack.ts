@@ -1,14 +1,17 @@
 /**
  * The whole pipeline in one stack: archive bucket → archiver function ← stream source,
- * catalog over the archive, monitoring of all of it, and outputs naming what was made.
+ * compacted layer ← maintenance function ← schedules, catalog over the archive,
+ * monitoring of all of it, and outputs naming what was made.
  */
 import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { ArchiveBucket } from './archive-bucket';
-import { ArchiverFunction } from './archiver-function';
+import { ArchiverFunction, archiveUrl, functionPackage } from './archiver-function';
 import { Catalog } from './catalog';
+import { CompactedBucket } from './compacted-bucket';
 import { ArchiverConfig, tableFromStreamArn } from './config';
 import { glueTableName, loadGlueTables, readyQueries, schemaFiles, tableOfSchemaFile } from './glue-tables';
+import { Maintenance } from './maintenance';
 import { Monitoring } from './monitoring';
 import { namedQueries, namedQueriesFromFiles, NamedQuerySpec } from './queries';
 import { StreamSource } from './stream-source';
@@ -27,6 +30,10 @@ export class ArchiverStack extends Stack {
   public readonly archiver: ArchiverFunction;
   /** The stream source. */
   public readonly source: StreamSource;
+  /** The compacted layer's bucket. */
+  public readonly compacted: CompactedBucket;
+  /** The maintenance function and its schedules. */
+  public readonly maintenance: Maintenance;
   /** The catalog. */
   public readonly catalog: Catalog;
   /** The monitoring. */
@@ -60,9 +67,10 @@ export class ArchiverStack extends Stack {
       glacierInstantRetrievalAfterDays: c.glacierInstantRetrievalAfterDays,
     });
 
+    // One package, staged once, for every function of the stack.
+    const code = functionPackage(c.functionAssetDir, schemas);
     this.archiver = new ArchiverFunction(this, 'Archiver', {
-      functionAssetDir: c.functionAssetDir,
-      schemaFiles: schemas,
+      code,
       bucket: this.archive.bucket,
       key: this.archive.key,
       prefix: c.prefix,
@@ -85,6 +93,30 @@ export class ArchiverStack extends Stack {
       parallelizationFactor: c.parallelizationFactor,
       retryAttempts: c.retryAttempts,
       maxRecordAgeSeconds: c.maxRecordAgeSeconds,
+    });
+
+    this.compacted = new CompactedBucket(this, 'Compacted', {
+      key: this.archive.key,
+      accessLogs: this.archive.accessLogs,
+      infrequentAccessAfterDays: c.infrequentAccessAfterDays,
+      glacierInstantRetrievalAfterDays: c.glacierInstantRetrievalAfterDays,
+      expiryDays: c.compactedExpiryDays,
+    });
+
+    this.maintenance = new Maintenance(this, 'Maintenance', {
+      code,
+      rawBucket: this.archive.bucket,
+      rawPrefix: c.prefix,
+      compactedBucket: this.compacted.bucket,
+      key: this.archive.key,
+      compactSchedule: c.compactSchedule,
+      verifySchedule: c.verifySchedule,
+      lookbackDays: c.compactLookbackDays,
+      settleHours: c.compactSettleHours,
+      alarmAfterHours: c.compactAlarmAfterHours,
+      maxFileBytes: c.compactMaxFileBytes,
+      memorySize: c.maintenanceMemorySize,
+      rustLog: c.rustLog,
     });
 
     // Named queries: the ready ones of schemas/queries/, and, for a source table without a
@@ -112,6 +144,8 @@ export class ArchiverStack extends Stack {
     this.monitoring = new Monitoring(this, 'Monitoring', {
       function: this.archiver.function,
       onFailureQueue: this.source.onFailureQueue,
+      maintenanceFunction: this.maintenance.function,
+      maintenanceDeadLetterQueue: this.maintenance.deadLetterQueue,
       key: this.archive.key,
       // Alarm well before records reach the mapping's maximum age and go to the on-failure queue.
       iteratorAgeThresholdMs: Math.min(15 * 60, Math.floor(c.maxRecordAgeSeconds / 4)) * 1000,
@@ -121,12 +155,21 @@ export class ArchiverStack extends Stack {
 
     new CfnOutput(this, 'ArchiveBucketName', { value: this.archive.bucket.bucketName, description: 'Archive bucket' });
     new CfnOutput(this, 'ArchiveDestination', {
-      value: `s3://${this.archive.bucket.bucketName}/${c.prefix}`,
+      value: archiveUrl(this.archive.bucket, c.prefix),
       description: 'Where the function writes (ARCHIVE_DEST)',
     });
     new CfnOutput(this, 'ArchiveKeyArn', { value: this.archive.key.keyArn, description: 'KMS key of the archive and results' });
     new CfnOutput(this, 'FunctionName', { value: this.archiver.function.functionName, description: 'Archiver function' });
     new CfnOutput(this, 'OnFailureQueueUrl', { value: this.source.onFailureQueue.queueUrl, description: 'Batches that could not be archived' });
+    new CfnOutput(this, 'CompactedBucketName', { value: this.compacted.bucket.bucketName, description: 'Compacted-layer bucket' });
+    new CfnOutput(this, 'CompactedDestination', {
+      value: archiveUrl(this.compacted.bucket, ''),
+      description: 'Where the maintenance function writes compacted days (COMPACT_DEST)',
+    });
+    new CfnOutput(this, 'MaintenanceFunctionName', {
+      value: this.maintenance.function.functionName,
+      description: 'Maintenance function (compaction, verification)',
+    });
     new CfnOutput(this, 'GlueDatabaseName', { value: c.databaseName, description: 'Glue database' });
     new CfnOutput(this, 'GlueTableNames', {
       value: tables.map((t) => String(t.tableInput.name)).join(','),

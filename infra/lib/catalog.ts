@@ -3,12 +3,13 @@
  * bucket and prefix put in), an Athena workgroup that enforces its configuration and
  * writes KMS-encrypted results to a results bucket that expires them, and named queries.
  */
-import { Duration, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Fn, Stack } from 'aws-cdk-lib';
 import * as athena from 'aws-cdk-lib/aws-athena';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { privateKmsBucket } from './archive-bucket';
 import { BUCKET_PLACEHOLDER, GlueTableSpec, PREFIX_PLACEHOLDER } from './glue-tables';
 import { NamedQuerySpec } from './queries';
 
@@ -87,16 +88,7 @@ export class Catalog extends Construct {
     }
 
     this.resultsBucket = new s3.Bucket(this, 'AthenaResults', {
-      encryption: s3.BucketEncryption.KMS,
-      encryptionKey: props.key,
-      bucketKeyEnabled: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      serverAccessLogsBucket: props.accessLogs,
-      serverAccessLogsPrefix: 'athena-results/',
-      removalPolicy: RemovalPolicy.RETAIN,
+      ...privateKmsBucket(props.key, props.accessLogs, 'athena-results/'),
       lifecycleRules: [
         {
           id: 'expire-query-results',

@@ -62,6 +62,22 @@ export interface ArchiverConfig {
   readonly databaseName: string;
   /** Days after which Athena query results are deleted. */
   readonly athenaResultsExpiryDays: number;
+  /** When the maintenance function compacts closed days (an EventBridge schedule expression, UTC). */
+  readonly compactSchedule: string;
+  /** When the maintenance function verifies every object (an EventBridge schedule expression, UTC). */
+  readonly verifySchedule: string;
+  /** Closed days this far back are compacted when they have no current compaction (`COMPACT_LOOKBACK_DAYS`). */
+  readonly compactLookbackDays: number;
+  /** A UTC day is closed once its end is this many hours past (`COMPACT_SETTLE_HOURS`). */
+  readonly compactSettleHours: number;
+  /** A day still uncompacted this many hours after its end counts in the alarm metric (`COMPACT_ALARM_AFTER_HOURS`). */
+  readonly compactAlarmAfterHours: number;
+  /** Largest compacted file, in bytes (`COMPACT_MAX_FILE_BYTES`). */
+  readonly compactMaxFileBytes: number;
+  /** Maintenance function memory in MB (it also sets its CPU share). */
+  readonly maintenanceMemorySize: number;
+  /** Days after which compacted objects expire: never later than the raw objects they derive from. */
+  readonly compactedExpiryDays: number;
   /** E-mail address subscribed to the alarm topic. */
   readonly alarmEmail?: string;
   /** Existing SNS topic that receives the alarms, instead of a new one. */
@@ -91,7 +107,32 @@ export const DEFAULTS = {
   rustLog: 'info',
   databaseName: 'ddb_archive',
   athenaResultsExpiryDays: 30,
+  compactSchedule: 'cron(30 2 * * ? *)',
+  verifySchedule: 'cron(0 4 ? * SUN *)',
+  compactLookbackDays: 7,
+  compactSettleHours: 26,
+  compactAlarmAfterHours: 74,
+  compactMaxFileBytes: 1073741824,
+  maintenanceMemorySize: 3008,
 } as const;
+
+/**
+ * Days after which archived (raw) objects expire: one 366-day year per retention year, so
+ * the expiry is always after the Object Lock retention ends (which counts calendar years).
+ */
+export function expiryDays(retentionYears: number): number {
+  return retentionYears * 366;
+}
+
+/**
+ * The latest expiry of compacted objects. A day's compacted objects are written (again)
+ * only while the day is in the lookback window, at most `lookbackDays + 2` days after the
+ * day's first raw objects; expiring that much sooner than the raw archive, a compacted copy
+ * never outlives the raw objects it was made from.
+ */
+export function latestCompactedExpiryDays(retentionYears: number, lookbackDays: number): number {
+  return expiryDays(retentionYears) - lookbackDays - 2;
+}
 
 /** A configuration error: names the context key and what is wrong with its value. */
 export class ConfigError extends Error {
@@ -124,6 +165,15 @@ function list(key: string, raw: Raw): string[] {
   if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return raw as string[];
   if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
   throw new ConfigError(key, `expected a comma-separated list, got ${JSON.stringify(raw)}`);
+}
+
+/** An EventBridge schedule expression: `cron(…)` with six fields, or `rate(…)`. */
+function schedule(key: string, raw: Raw, fallback: string): string {
+  const v = str(key, raw) ?? fallback;
+  if (!/^(cron\(\S+( \S+){5}\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$/.test(v)) {
+    throw new ConfigError(key, `expected an EventBridge schedule, cron(…) with six fields or rate(…), got "${v}"`);
+  }
+  return v;
 }
 
 /** DynamoDB table names: 3 to 255 characters of letters, digits, `_`, `-` and `.`. */
@@ -188,6 +238,19 @@ export function readConfig(get: (key: string) => Raw): ArchiverConfig {
   if (alarmTopicArn !== undefined && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?$/.test(alarmTopicArn)) {
     throw new ConfigError('alarmTopicArn', `expected an SNS topic ARN, got "${alarmTopicArn}"`);
   }
+  // The stream keeps records 24 hours: a day is not closed before that has passed.
+  const compactSettleHours = int('compactSettleHours', get('compactSettleHours'), DEFAULTS.compactSettleHours, 24, 168);
+  const compactLookbackDays = int('compactLookbackDays', get('compactLookbackDays'), DEFAULTS.compactLookbackDays, 2, 90);
+  // Counted only while the day is still in the lookback window, and after it could be compacted.
+  const compactAlarmAfterHours = int(
+    'compactAlarmAfterHours',
+    get('compactAlarmAfterHours'),
+    DEFAULTS.compactAlarmAfterHours,
+    compactSettleHours + 1,
+    compactLookbackDays * 24,
+  );
+  const latestExpiry = latestCompactedExpiryDays(retentionYears, compactLookbackDays);
+  const compactedExpiryDays = int('compactedExpiryDays', get('compactedExpiryDays'), latestExpiry, 1, latestExpiry);
   const timeoutSeconds = int('timeoutSeconds', get('timeoutSeconds'), DEFAULTS.timeoutSeconds, 1, 900);
   return {
     functionAssetDir: str('functionAssetDir', get('functionAssetDir')) ?? DEFAULTS.functionAssetDir,
@@ -215,6 +278,14 @@ export function readConfig(get: (key: string) => Raw): ArchiverConfig {
     rustLog: str('rustLog', get('rustLog')) ?? DEFAULTS.rustLog,
     databaseName,
     athenaResultsExpiryDays: int('athenaResultsExpiryDays', get('athenaResultsExpiryDays'), DEFAULTS.athenaResultsExpiryDays, 1, 3650),
+    compactSchedule: schedule('compactSchedule', get('compactSchedule'), DEFAULTS.compactSchedule),
+    verifySchedule: schedule('verifySchedule', get('verifySchedule'), DEFAULTS.verifySchedule),
+    compactLookbackDays,
+    compactSettleHours,
+    compactAlarmAfterHours,
+    compactMaxFileBytes: int('compactMaxFileBytes', get('compactMaxFileBytes'), DEFAULTS.compactMaxFileBytes, 1, Number.MAX_SAFE_INTEGER),
+    maintenanceMemorySize: int('maintenanceMemorySize', get('maintenanceMemorySize'), DEFAULTS.maintenanceMemorySize, 128, 10240),
+    compactedExpiryDays,
     alarmEmail,
     alarmTopicArn,
   };

@@ -1,7 +1,9 @@
 /**
  * Monitoring: alarms on the stream falling behind (IteratorAge), function errors and
  * throttles, any batch reaching the on-failure queue, and the archiver's own EMF metrics
- * (rejected and failed records), sent to an SNS topic; and a small dashboard.
+ * (rejected and failed records); for maintenance, on days left uncompacted, failed
+ * compactions, objects failing verification, its errors and its dead-letter queue; all
+ * sent to an SNS topic; and a small dashboard.
  */
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -23,6 +25,10 @@ export interface MonitoringProps {
   readonly function: lambda.IFunction;
   /** The on-failure queue of the event source mapping. */
   readonly onFailureQueue: sqs.IQueue;
+  /** The maintenance function (compaction, verification). */
+  readonly maintenanceFunction: lambda.IFunction;
+  /** The dead-letter queue of the maintenance schedules. */
+  readonly maintenanceDeadLetterQueue: sqs.IQueue;
   /** Key for the alarm topic (CloudWatch is allowed to use it). */
   readonly key: kms.Key;
   /** IteratorAge above this many milliseconds raises the alarm. */
@@ -69,21 +75,30 @@ export class Monitoring extends Construct {
       this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
     }
 
-    const emf = (metricName: string, statistic: string): cloudwatch.Metric =>
-      new cloudwatch.Metric({
-        namespace: METRICS_NAMESPACE,
-        metricName,
-        dimensionsMap: { FunctionName: fn.functionName },
-        statistic,
-        period: Duration.minutes(5),
-      });
     const fiveMinutes = { period: Duration.minutes(5) };
+    const oneDay = { period: Duration.days(1) };
+    const metricOf =
+      (f: lambda.IFunction, defaultPeriod: { period: Duration }) =>
+      (metricName: string, statistic: string, period = defaultPeriod): cloudwatch.Metric =>
+        new cloudwatch.Metric({
+          namespace: METRICS_NAMESPACE,
+          metricName,
+          dimensionsMap: { FunctionName: f.functionName },
+          statistic,
+          ...period,
+        });
+    const emf = metricOf(fn, fiveMinutes);
+    // The maintenance function runs once a day (compaction) or once a week (verification):
+    // its metrics are looked at per day, so an alarm stays raised until the next run.
+    const maintenance = props.maintenanceFunction;
+    const maintenanceEmf = metricOf(maintenance, oneDay);
 
     const above = (
       name: string,
       metric: cloudwatch.IMetric,
       threshold: number,
       description: string,
+      treatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ): void => {
       const alarm = new cloudwatch.Alarm(this, name, {
         metric,
@@ -91,7 +106,7 @@ export class Monitoring extends Construct {
         evaluationPeriods: 1,
         datapointsToAlarm: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        treatMissingData,
         alarmDescription: description,
       });
       alarm.addAlarmAction(new actions.SnsAction(this.topic));
@@ -121,43 +136,69 @@ export class Monitoring extends Construct {
     );
     above('RecordsFailed', emf('RecordsFailed', 'Sum'), 0, 'Records failed to be written and were reported back for retry.');
 
+    above(
+      'UncompactedDays',
+      maintenanceEmf('UncompactedDaysPastThreshold', 'Maximum'),
+      0,
+      'Closed days are still not compacted long after their end (COMPACT_ALARM_AFTER_HOURS), or the daily compaction has not reported for a day: is its schedule running?',
+      // The compaction reports every day: no report for a day means it is not running.
+      cloudwatch.TreatMissingData.BREACHING,
+    );
+    above(
+      'CompactionFailedDays',
+      maintenanceEmf('CompactionFailedDays', 'Sum'),
+      0,
+      'Days could not be compacted; the next daily run retries them while they are in the lookback window. The raw archive is unaffected.',
+    );
+    above(
+      'VerifyBadObjects',
+      maintenanceEmf('VerifyBadObjects', 'Sum'),
+      0,
+      'Verification found archived or compacted objects that cannot be read back intact: see the maintenance function log.',
+    );
+    above('MaintenanceErrors', maintenance.metricErrors({ statistic: 'Sum', ...fiveMinutes }), 0, 'The maintenance function failed.');
+    above(
+      'MaintenanceDeadLetters',
+      props.maintenanceDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', ...fiveMinutes }),
+      0,
+      'A compaction or verification run failed after all retries, or its schedule could not invoke the function: the event is in the dead-letter queue.',
+    );
+
     const w = 8;
+    const graph = (title: string, left: cloudwatch.IMetric[], right?: cloudwatch.IMetric[]): cloudwatch.GraphWidget =>
+      new cloudwatch.GraphWidget({ title, width: w, left, right });
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       widgets: [
         [
-          new cloudwatch.GraphWidget({
-            title: 'Records',
-            width: w,
-            left: [emf('RecordsArchived', 'Sum'), emf('RecordsRejected', 'Sum'), emf('RecordsFailed', 'Sum')],
-          }),
-          new cloudwatch.GraphWidget({
-            title: 'Files and bytes written',
-            width: w,
-            left: [emf('FilesWritten', 'Sum')],
-            right: [emf('BytesWritten', 'Sum')],
-          }),
-          new cloudwatch.GraphWidget({
-            title: 'Lag (ms)',
-            width: w,
-            left: [fn.metric('IteratorAge', { statistic: 'Maximum', ...fiveMinutes }), emf('StreamLagMs', 'Maximum')],
-          }),
+          graph('Records', [emf('RecordsArchived', 'Sum'), emf('RecordsRejected', 'Sum'), emf('RecordsFailed', 'Sum')]),
+          graph('Files and bytes written', [emf('FilesWritten', 'Sum')], [emf('BytesWritten', 'Sum')]),
+          graph('Lag (ms)', [fn.metric('IteratorAge', { statistic: 'Maximum', ...fiveMinutes }), emf('StreamLagMs', 'Maximum')]),
         ],
         [
-          new cloudwatch.GraphWidget({
-            title: 'Duration (ms)',
-            width: w,
-            left: [emf('DurationMs', 'Average'), emf('DurationMs', 'Maximum')],
-          }),
-          new cloudwatch.GraphWidget({
-            title: 'Function errors and throttles',
-            width: w,
-            left: [fn.metricErrors(fiveMinutes), fn.metricThrottles(fiveMinutes), fn.metricInvocations(fiveMinutes)],
-          }),
+          graph('Duration (ms)', [emf('DurationMs', 'Average'), emf('DurationMs', 'Maximum')]),
+          graph('Function errors and throttles', [
+            fn.metricErrors(fiveMinutes),
+            fn.metricThrottles(fiveMinutes),
+            fn.metricInvocations(fiveMinutes),
+          ]),
           new cloudwatch.AlarmStatusWidget({
             title: 'Alarms',
             width: w,
             alarms: [...this.alarms.values()],
           }),
+        ],
+        [
+          graph('Compaction (days, per day)', [
+            maintenanceEmf('CompactedDays', 'Sum'),
+            maintenanceEmf('CompactionFailedDays', 'Sum'),
+            maintenanceEmf('UncompactedDaysPastThreshold', 'Maximum'),
+          ]),
+          graph('Verification (objects, per day)', [maintenanceEmf('VerifiedObjects', 'Sum')], [maintenanceEmf('VerifyBadObjects', 'Sum')]),
+          graph(
+            'Maintenance function',
+            [maintenance.metricErrors(oneDay), maintenance.metricInvocations(oneDay)],
+            [maintenance.metricDuration({ statistic: 'Maximum', ...oneDay })],
+          ),
         ],
       ],
     });

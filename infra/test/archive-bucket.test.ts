@@ -2,8 +2,8 @@
 import { strict as assert } from 'assert';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
-import { expiryDays } from '../lib/archive-bucket';
-import { archiveBucketId, build, Built, only, resourcesOf } from './helpers';
+import { expiryDays } from '../lib/config';
+import { archiveBucketId, assertArchiveKeyEncryption, assertPrivateVersioned, build, Built, idOf, only, resourcesOf } from './helpers';
 
 const defaults = build();
 
@@ -14,23 +14,13 @@ function archiveBucket(b: Built): any {
 describe('archive bucket', () => {
   it('blocks public access, enforces bucket-owner ownership and versioning', () => {
     const p = archiveBucket(defaults);
-    assert.deepEqual(p.PublicAccessBlockConfiguration, {
-      BlockPublicAcls: true,
-      BlockPublicPolicy: true,
-      IgnorePublicAcls: true,
-      RestrictPublicBuckets: true,
-    });
-    assert.deepEqual(p.OwnershipControls, { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
-    assert.deepEqual(p.VersioningConfiguration, { Status: 'Enabled' });
+    assertPrivateVersioned(p);
     assert.ok(p.LoggingConfiguration.DestinationBucketName.Ref, 'server access logs go to the log bucket');
   });
 
   it('encrypts with the customer key, which rotates', () => {
-    const p = archiveBucket(defaults);
-    const keyId = defaults.stack.resolve((defaults.stack.archive.key.node.defaultChild as any).logicalId);
-    assert.deepEqual(p.BucketEncryption.ServerSideEncryptionConfiguration, [
-      { BucketKeyEnabled: true, ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: { 'Fn::GetAtt': [keyId, 'Arn'] } } },
-    ]);
+    assertArchiveKeyEncryption(defaults, archiveBucket(defaults));
+    const keyId = idOf(defaults, defaults.stack.archive.key);
     const key = defaults.json.Resources[keyId]!;
     assert.equal(key.Type, 'AWS::KMS::Key');
     assert.equal(key.Properties.EnableKeyRotation, true);

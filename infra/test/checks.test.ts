@@ -21,6 +21,12 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
     standardTables: 'Orders',
     alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops',
   },
+  'no prefix, other compaction settings': {
+    prefix: '',
+    compactLookbackDays: '14',
+    compactedExpiryDays: '400',
+    compactSchedule: 'rate(12 hours)',
+  },
 };
 
 describe('cdk-nag AwsSolutionsChecks', () => {
@@ -45,7 +51,10 @@ describe('cdk-nag AwsSolutionsChecks', () => {
     const ids = (nag.suppressedViolations as any[]).map((s) => s.ruleName).sort();
     assert.deepEqual(ids, [
       'AwsSolutions-IAM5[Resource::*]',
+      // The archiver's puts and the maintenance function's reads under the archive prefix.
       'AwsSolutions-IAM5[Resource::<ArchiveBucket49F1AC64.Arn>/archive/*]',
+      'AwsSolutions-IAM5[Resource::<ArchiveBucket49F1AC64.Arn>/archive/*]',
+      'AwsSolutions-IAM5[Resource::<CompactedBucketCF81A76E.Arn>/*]',
       'AwsSolutions-SQS3',
     ]);
   });

@@ -5,12 +5,16 @@ import * as os from 'os';
 import * as path from 'path';
 import { describe, it } from 'node:test';
 import { stagePackage } from '../lib/archiver-function';
-import { actionsOf, archiveBucketId, build, FIXTURE_SCHEMAS, functionStatements, only, resourcesOf } from './helpers';
+import { actionsOf, archiveBucketId, build, Built, FIXTURE_SCHEMAS, functionStatements, idOf, only, resourcesOf } from './helpers';
 
 const defaults = build();
 const KINESIS = 'arn:aws:kinesis:eu-west-1:123456789012:stream/changes';
 const KINESIS_KEY = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const STREAM = 'arn:aws:dynamodb:eu-west-1:123456789012:table/Orders-Prod/stream/2026-01-01T00:00:00.000';
+
+function archiverFunction(b: Built): any {
+  return b.json.Resources[idOf(b, b.stack.archiver.function)]!.Properties;
+}
 
 describe('function package', () => {
   it('holds bootstrap and the schema files', () => {
@@ -31,19 +35,19 @@ describe('function package', () => {
 
 describe('archiver function', () => {
   it('runs the Rust binary on provided.al2023, arm64, with the benchmark memory and timeout', () => {
-    const f = only(defaults, 'AWS::Lambda::Function');
+    const f = archiverFunction(defaults);
     assert.equal(f.Runtime, 'provided.al2023');
     assert.deepEqual(f.Architectures, ['arm64']);
     assert.equal(f.Handler, 'bootstrap');
     assert.equal(f.MemorySize, 256);
     assert.equal(f.Timeout, 60);
-    const other = only(build({ memorySize: '512', timeoutSeconds: '120' }), 'AWS::Lambda::Function');
+    const other = archiverFunction(build({ memorySize: '512', timeoutSeconds: '120' }));
     assert.equal(other.MemorySize, 512);
     assert.equal(other.Timeout, 120);
   });
 
   it('is configured by the environment variables of the contract', () => {
-    const env = only(defaults, 'AWS::Lambda::Function').Environment.Variables;
+    const env = archiverFunction(defaults).Environment.Variables;
     const keyId = defaults.stack.resolve((defaults.stack.archive.key.node.defaultChild as any).logicalId);
     assert.deepEqual(env, {
       ARCHIVE_DEST: { 'Fn::Join': ['', ['s3://', { Ref: archiveBucketId(defaults) }, '/archive/']] },
@@ -54,9 +58,8 @@ describe('archiver function', () => {
       ARCHIVE_MAX_FILE_RECORDS: '100000',
       RUST_LOG: 'info',
     });
-    const custom = only(
+    const custom = archiverFunction(
       build({ format: 'jsonl.gz', prefix: 'cdc/', maxFileBytes: '1000', maxFileRecords: '10', rustLog: 'debug' }),
-      'AWS::Lambda::Function',
     ).Environment.Variables;
     assert.equal(custom.ARCHIVE_FORMAT, 'jsonl.gz');
     assert.equal(custom.ARCHIVE_DEST['Fn::Join'][1][2], '/cdc/');
@@ -92,10 +95,10 @@ describe('archiver function', () => {
 
   it('has no managed policies and writes logs only to its own log group', () => {
     const logsStatement = functionStatements(defaults).find((s) => s.Sid === 'WriteLogs');
-    const lg = resourcesOf(defaults, 'AWS::Logs::LogGroup');
-    assert.equal(lg.length, 1);
-    assert.deepEqual(logsStatement.Resource, { 'Fn::GetAtt': [lg[0]![0], 'Arn'] });
-    assert.equal(lg[0]![1].RetentionInDays, 365);
+    const lg = idOf(defaults, defaults.stack.archiver.logGroup);
+    assert.deepEqual(logsStatement.Resource, { 'Fn::GetAtt': [lg, 'Arn'] });
+    assert.equal(defaults.json.Resources[lg]!.Properties.RetentionInDays, 365);
+    assert.deepEqual(archiverFunction(defaults).LoggingConfig, { LogGroup: { Ref: lg } });
   });
 });
 
@@ -160,10 +163,11 @@ describe('event source mapping', () => {
   });
 
   it('sends failed batches to an encrypted, TLS-only queue the function may write to', () => {
-    const q = only(defaults, 'AWS::SQS::Queue');
+    const q = defaults.json.Resources[idOf(defaults, defaults.stack.source.onFailureQueue)]!.Properties;
     assert.equal(q.SqsManagedSseEnabled, true);
     assert.equal(q.MessageRetentionPeriod, 14 * 24 * 3600);
     defaults.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: idOf(defaults, defaults.stack.source.onFailureQueue) }],
       PolicyDocument: { Statement: [{ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }] },
     });
     const send = functionStatements(defaults).find((s) => actionsOf(s).includes('sqs:SendMessage'));

@@ -2,12 +2,15 @@
  * Test helpers: build the stack from context the way bin/app.ts does (with cdk-nag's
  * AwsSolutionsChecks), against a placeholder function binary and the fixture schemas.
  */
+import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App, Validations } from 'aws-cdk-lib';
+import { App, CfnElement, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { IConstruct } from 'constructs';
 import { ArchiverStack } from '../lib/archiver-stack';
 import { configFromContext } from '../lib/config';
 
@@ -62,14 +65,19 @@ export function only(b: Built, type: string): any {
   return all[0]![1];
 }
 
-/** The logical id of the archive bucket. */
-export function archiveBucketId(b: Built): string {
-  return b.stack.resolve((b.stack.archive.bucket.node.defaultChild as any).logicalId) as string;
+/** The logical id of a construct's CloudFormation resource. */
+export function idOf(b: Built, construct: IConstruct): string {
+  return b.stack.resolve((construct.node.defaultChild as CfnElement).logicalId) as string;
 }
 
-/** Every IAM statement attached to the function's role. */
-export function functionStatements(b: Built): any[] {
-  const roleId = b.stack.resolve((b.stack.archiver.function.role!.node.defaultChild as any).logicalId) as string;
+/** The logical id of the archive bucket. */
+export function archiveBucketId(b: Built): string {
+  return idOf(b, b.stack.archive.bucket);
+}
+
+/** Every IAM statement attached to a function's role (which must have no managed policies). */
+export function roleStatements(b: Built, fn: lambda.IFunction): any[] {
+  const roleId = idOf(b, fn.role!);
   const out: any[] = [];
   for (const [, p] of resourcesOf(b, 'AWS::IAM::Policy')) {
     if ((p.Roles as any[]).some((r) => r.Ref === roleId)) out.push(...p.PolicyDocument.Statement);
@@ -80,7 +88,32 @@ export function functionStatements(b: Built): any[] {
   return out;
 }
 
+/** Every IAM statement attached to the archiver function's role. */
+export function functionStatements(b: Built): any[] {
+  return roleStatements(b, b.stack.archiver.function);
+}
+
 /** Actions of a statement as a list. */
 export function actionsOf(statement: any): string[] {
   return Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+}
+
+/** Asserts that a bucket blocks public access and enforces bucket-owner ownership and versioning. */
+export function assertPrivateVersioned(bucket: any): void {
+  assert.deepEqual(bucket.PublicAccessBlockConfiguration, {
+    BlockPublicAcls: true,
+    BlockPublicPolicy: true,
+    IgnorePublicAcls: true,
+    RestrictPublicBuckets: true,
+  });
+  assert.deepEqual(bucket.OwnershipControls, { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
+  assert.deepEqual(bucket.VersioningConfiguration, { Status: 'Enabled' });
+}
+
+/** Asserts that a bucket encrypts with the archive key (SSE-KMS with a bucket key). */
+export function assertArchiveKeyEncryption(b: Built, bucket: any): void {
+  const keyId = idOf(b, b.stack.archive.key);
+  assert.deepEqual(bucket.BucketEncryption.ServerSideEncryptionConfiguration, [
+    { BucketKeyEnabled: true, ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: { 'Fn::GetAtt': [keyId, 'Arn'] } } },
+  ]);
 }

@@ -1,7 +1,7 @@
 /** Alarms, the alarm topic, the dashboard and the stack outputs. */
 import { strict as assert } from 'assert';
 import { describe, it } from 'node:test';
-import { build, Built, only, resourcesOf } from './helpers';
+import { build, Built, idOf, only, resourcesOf } from './helpers';
 
 const defaults = build();
 
@@ -9,8 +9,12 @@ function alarms(b: Built): any[] {
   return resourcesOf(b, 'AWS::CloudWatch::Alarm').map(([, p]) => p);
 }
 
+/** The alarm on a metric of the archiver (its function or its on-failure queue), not of maintenance. */
 function alarm(b: Built, namespace: string, metric: string): any {
-  const found = alarms(b).filter((a) => a.Namespace === namespace && a.MetricName === metric);
+  const maintenance = [idOf(b, b.stack.maintenance.function), idOf(b, b.stack.maintenance.deadLetterQueue)];
+  const found = alarms(b).filter(
+    (a) => a.Namespace === namespace && a.MetricName === metric && !maintenance.some((id) => JSON.stringify(a.Dimensions).includes(id)),
+  );
   assert.equal(found.length, 1, `one alarm on ${namespace}/${metric}`);
   return found[0];
 }
@@ -52,7 +56,7 @@ describe('alarms', () => {
   });
 
   it('notify the encrypted, TLS-only alarm topic, and an e-mail address when given', () => {
-    assert.equal(alarms(defaults).length, 6);
+    assert.equal(alarms(defaults).length, 11);
     for (const a of alarms(defaults)) assert.deepEqual(a.AlarmActions, [{ Ref: topicId }]);
     const topic = only(defaults, 'AWS::SNS::Topic');
     assert.ok(topic.KmsMasterKeyId, 'the topic is encrypted');
