@@ -9,7 +9,8 @@
 //!   `manifest.json` (Hive JSON SerDe, so that Athena can also `INSERT INTO` it): the
 //!   day's current `version`, `rows`, `duplicates_dropped` and `event_id_digest`.
 //! - [`Layer::View`]: `<name>_all`, the compacted rows of the manifest's version of every
-//!   day that has a manifest, and the raw rows of every day that has none.
+//!   day that has a manifest, and the raw rows of every day that has none, each event
+//!   once (the first copy by sequence number, as compaction keeps).
 //!
 //! A day switches from raw to compacted at the moment its manifest is written, which the
 //! compactor does last, after the day's files; rows of any other version of a day (a
@@ -47,6 +48,9 @@ pub const MANIFEST_COLUMNS: [(&str, &str); 4] = [
     ("duplicates_dropped", "bigint"),
     ("event_id_digest", "string"),
 ];
+
+/// The column that numbers an event's copies in the raw table (1 for the one kept).
+const COPY_COLUMN: &str = "_copy";
 
 /// Tag of the compaction versions made on Athena ([`LayerSet::sql_version`]).
 pub const SQL_VERSION_TAG: &str = "sql";
@@ -211,7 +215,7 @@ impl LayerSet {
     }
 
     /// `CREATE OR REPLACE VIEW <name>_all`: the compacted rows of each day's manifest
-    /// version, then the raw rows of the days without a manifest.
+    /// version, then the raw rows of the days without a manifest, each event once.
     pub fn view_sql(&self) -> String {
         let cols = self.view_columns();
         let select = |alias: &str| {
@@ -233,6 +237,10 @@ impl LayerSet {
                 .join(" AND ")
         };
         let manifests = self.qualified(Layer::Manifests);
+        let raw_days = format!(
+            "NOT EXISTS (\n    SELECT 1 FROM {manifests} AS m\n    WHERE {}\n  )",
+            same_day("m", "r")
+        );
         format!(
             "CREATE OR REPLACE VIEW {view} AS\n\
              SELECT {c_cols}\n\
@@ -240,16 +248,16 @@ impl LayerSet {
              JOIN {manifests} AS m\n  ON {c_day}\n  AND m.\"version\" = c.{version}\n\
              UNION ALL\n\
              SELECT {r_cols}\n\
-             FROM {raw} AS r\n\
-             WHERE NOT EXISTS (\n  SELECT 1 FROM {manifests} AS m\n  WHERE {r_day}\n);\n",
+             FROM {raw_rows}\n\
+             WHERE r.{copy} = 1;\n",
             view = self.qualified(Layer::View),
             c_cols = select("c"),
             compacted = self.qualified(Layer::Compacted),
             c_day = same_day("m", "c"),
             version = quote(VERSION_COLUMN),
             r_cols = select("r"),
-            raw = self.qualified(Layer::Raw),
-            r_day = same_day("m", "r"),
+            raw_rows = numbered_copies(&self.qualified(Layer::Raw), "r", &raw_days),
+            copy = quote(COPY_COLUMN),
         )
     }
 
@@ -302,9 +310,8 @@ impl LayerSet {
              -- be removed from S3 first, as Athena cannot delete from external tables.\n\
              INSERT INTO {compacted}\n\
              SELECT {select}\n\
-             FROM (\n  SELECT *, row_number() OVER (PARTITION BY \"event_id\" ORDER BY \"sequence_number\") AS \"_copy\"\n  \
-             FROM {raw}\n  WHERE {on_day}\n) AS changes\n\
-             WHERE \"_copy\" = 1\n\
+             FROM {raw_rows}\n\
+             WHERE changes.{copy} = 1\n\
              ORDER BY \"approximate_creation_time\", length(\"sequence_number\"), \"sequence_number\";\n\
              \n\
              INSERT INTO {manifests}\n\
@@ -315,9 +322,26 @@ impl LayerSet {
              '{year}' AS \"year\", '{month}' AS \"month\", '{day}' AS \"day\";\n",
             table = self.dynamodb_table,
             select = select.join(", "),
+            raw_rows = numbered_copies(&raw, "changes", &on_day),
+            copy = quote(COPY_COLUMN),
             manifests = self.qualified(Layer::Manifests),
         )
     }
+}
+
+/// The rows of `table` (aliased `r` inside) that match `condition`, each numbered in
+/// `_copy` among the copies of its event (1 for the first by sequence number), as
+/// `(...) AS <alias>`. Copies of an event are always in the same day, so numbering
+/// them per day keeps conditions on the day's partitions below the window, where they
+/// prune partitions.
+fn numbered_copies(table: &str, alias: &str, condition: &str) -> String {
+    let partitions: Vec<String> = PARTITION_COLUMNS.iter().map(|p| quote(p)).collect();
+    format!(
+        "(\n  SELECT r.*, row_number() OVER (\n    PARTITION BY {}, \"event_id\" ORDER BY \"sequence_number\"\n  ) AS {copy}\n  \
+         FROM {table} AS r\n  WHERE {condition}\n) AS {alias}",
+        partitions.join(", "),
+        copy = quote(COPY_COLUMN),
+    )
 }
 
 fn column(name: &str, ty: &str) -> TableColumn {
