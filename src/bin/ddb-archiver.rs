@@ -236,10 +236,14 @@ fn parse_event_name(s: &str) -> Result<ddb_archiver::decode::EventName, String> 
 
 #[derive(Debug, Subcommand)]
 enum SchemaCommand {
-    /// Print the Athena `CREATE EXTERNAL TABLE` statement (partition projection on).
+    /// Print the Athena `CREATE EXTERNAL TABLE` statement (partition projection on) of a
+    /// layer's table, or the view's `CREATE OR REPLACE VIEW`.
     Ddl(TableArgs),
     /// Print the same table as a CloudFormation `AWS::Glue::Table` `TableInput` (JSON).
     Glue(TableArgs),
+    /// Print the Athena statements that compact one day on Athena: `INSERT INTO
+    /// <name>_compacted`, then `INSERT INTO <name>_manifests`.
+    CompactSql(CompactSqlArgs),
     /// Propose a schema file from archived records.
     Infer(InferArgs),
 }
@@ -264,16 +268,71 @@ struct TableArgs {
     /// DynamoDB table name, without a schema: the standard columns only.
     #[arg(long, value_name = "NAME")]
     table: Option<String>,
-    /// Where the table's archive is: `s3://bucket/prefix/<table>/`.
+    /// Where the layer's files are: the archive's `s3://bucket/prefix/<table>/` (raw),
+    /// the compacted layer's `s3://…/<table>/` (compacted) or `s3://…/_manifests/<table>/`
+    /// (manifests). Not used by the view.
     #[arg(long, value_name = "S3_URL")]
-    location: String,
-    /// File format of the archive.
+    location: Option<String>,
+    /// File format of the raw archive (it decides the raw table's and the view's columns).
     #[arg(long, value_enum)]
     format: FormatArg,
     /// Athena database to create the table in.
     #[arg(long, value_name = "NAME")]
     database: Option<String>,
-    /// Athena table name (default: derived from the DynamoDB table name).
+    /// Athena name of the raw table (default: derived from the DynamoDB table name); the
+    /// others are `<name>_compacted`, `<name>_manifests` and the view `<name>_all`.
+    #[arg(long, value_name = "NAME")]
+    table_name: Option<String>,
+    /// Which table: the raw archive, the compacted layer, its manifests, or the view
+    /// over all three.
+    #[arg(long, value_enum, default_value = "raw")]
+    layer: LayerArg,
+}
+
+/// `--layer`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LayerArg {
+    /// The raw archive's table `<name>`.
+    Raw,
+    /// The compacted layer's table `<name>_compacted`.
+    Compacted,
+    /// The compacted layer's manifests, `<name>_manifests`.
+    Manifests,
+    /// The view `<name>_all`: compacted days from the compacted layer, other days raw.
+    View,
+}
+
+impl From<LayerArg> for ddb_archiver::schema::layer::Layer {
+    fn from(l: LayerArg) -> Self {
+        use ddb_archiver::schema::layer::Layer;
+        match l {
+            LayerArg::Raw => Layer::Raw,
+            LayerArg::Compacted => Layer::Compacted,
+            LayerArg::Manifests => Layer::Manifests,
+            LayerArg::View => Layer::View,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["schema", "table"])))]
+struct CompactSqlArgs {
+    /// Schema file of the table: typed columns and `type_errors`.
+    #[arg(long, value_name = "FILE")]
+    schema: Option<std::path::PathBuf>,
+    /// DynamoDB table name, without a schema: the standard columns only.
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// The UTC day to compact.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    day: chrono::NaiveDate,
+    /// File format of the raw archive.
+    #[arg(long, value_enum, default_value = "parquet")]
+    format: FormatArg,
+    /// Athena database of the tables.
+    #[arg(long, value_name = "NAME")]
+    database: Option<String>,
+    /// Athena name of the raw table (default: derived from the DynamoDB table name).
     #[arg(long, value_name = "NAME")]
     table_name: Option<String>,
 }
@@ -334,10 +393,21 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 async fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
-    use ddb_archiver::schema::{table::TableDefinition, TableSchema};
+    use ddb_archiver::schema::layer::Layer;
     let (args, glue) = match cmd {
         SchemaCommand::Ddl(args) => (args, false),
         SchemaCommand::Glue(args) => (args, true),
+        SchemaCommand::CompactSql(args) => {
+            let set = layer_set(
+                args.schema.as_deref(),
+                args.table.as_deref(),
+                args.format,
+                args.database.as_deref(),
+                args.table_name.as_deref(),
+            )?;
+            print!("{}", set.compact_sql(args.day));
+            return Ok(ExitCode::SUCCESS);
+        }
         SchemaCommand::Infer(args) => {
             let mut inferrer = ddb_archiver::schema::infer::Inferrer::new(args.table);
             for path in &args.paths {
@@ -347,22 +417,58 @@ async fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let schema = args.schema.as_deref().map(TableSchema::load).transpose()?;
-    let table = match (&schema, &args.table) {
-        (Some(s), _) => s.table.clone(),
-        (None, Some(t)) => t.clone(),
-        (None, None) => anyhow::bail!("give --schema FILE or --table NAME"),
-    };
-    let def = TableDefinition::new(
-        &table,
-        schema.as_ref(),
-        args.format.into(),
-        &args.location,
+    let layer = Layer::from(args.layer);
+    if layer == Layer::View && glue {
+        anyhow::bail!(
+            "invalid --layer view: a Glue table cannot hold an Athena view; \
+             create the view by running `ddb-archiver schema ddl --layer view` in Athena"
+        );
+    }
+    let set = layer_set(
+        args.schema.as_deref(),
+        args.table.as_deref(),
+        args.format,
         args.database.as_deref(),
         args.table_name.as_deref(),
     )?;
+    if layer == Layer::View {
+        print!("{}", set.view_sql());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let location = args
+        .location
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--location is required with --layer {}", layer.name()))?;
+    let def = set
+        .table(layer, location)
+        .map_err(|e| anyhow::anyhow!("invalid --location for --layer {}: {e}", layer.name()))?
+        .ok_or_else(|| anyhow::anyhow!("--layer {} has no table", layer.name()))?;
     print!("{}", if glue { def.glue_json() } else { def.ddl() });
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tables of the table named by `--schema FILE` or `--table NAME`.
+fn layer_set(
+    schema: Option<&std::path::Path>,
+    table: Option<&str>,
+    format: FormatArg,
+    database: Option<&str>,
+    table_name: Option<&str>,
+) -> anyhow::Result<ddb_archiver::schema::layer::LayerSet> {
+    use ddb_archiver::schema::TableSchema;
+    let schema = schema.map(TableSchema::load).transpose()?;
+    let table = match (&schema, table) {
+        (Some(s), _) => s.table.clone(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => anyhow::bail!("give --schema FILE or --table NAME"),
+    };
+    Ok(ddb_archiver::schema::layer::LayerSet::new(
+        &table,
+        schema.as_ref(),
+        format.into(),
+        database,
+        table_name,
+    )?)
 }
 
 async fn archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {

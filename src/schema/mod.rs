@@ -10,6 +10,7 @@
 
 pub mod flatten;
 pub mod infer;
+pub mod layer;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap};

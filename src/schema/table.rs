@@ -91,6 +91,53 @@ pub struct TableDefinition {
     pub location: String,
     /// Table parameters (`TBLPROPERTIES`): classification and partition projection.
     pub parameters: Vec<(String, String)>,
+    /// Formats and SerDe of the files (by default those of `format`).
+    pub storage: Storage,
+}
+
+/// The Athena names of one DynamoDB table's tables, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    /// Athena database, if given.
+    pub database: Option<String>,
+    /// Athena name of the raw archive's table; the other tables and the view are named
+    /// after it.
+    pub name: String,
+}
+
+impl TableNames {
+    /// The names for `dynamodb_table`: `name`, or the one derived from the DynamoDB
+    /// table name ([`athena_table_name`]), in `database`.
+    pub fn new(
+        dynamodb_table: &str,
+        database: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Self, TableError> {
+        crate::route::validate_table_name(dynamodb_table).map_err(|reason| TableError::Table {
+            name: dynamodb_table.to_string(),
+            reason,
+        })?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => athena_table_name(dynamodb_table),
+        };
+        validate_column_name(&name).map_err(|reason| TableError::Name {
+            what: "table name",
+            name: name.clone(),
+            reason,
+        })?;
+        if let Some(db) = database {
+            validate_column_name(db).map_err(|reason| TableError::Name {
+                what: "database",
+                name: db.to_string(),
+                reason,
+            })?;
+        }
+        Ok(TableNames {
+            database: database.map(str::to_string),
+            name,
+        })
+    }
 }
 
 /// The Athena type of each standard column, in order.
@@ -152,40 +199,9 @@ impl TableDefinition {
         database: Option<&str>,
         name: Option<&str>,
     ) -> Result<Self, TableError> {
-        crate::route::validate_table_name(dynamodb_table).map_err(|reason| TableError::Table {
-            name: dynamodb_table.to_string(),
-            reason,
-        })?;
+        let names = TableNames::new(dynamodb_table, database, name)?;
         let location = normalize_location(location)?;
-        let name = match name {
-            Some(n) => n.to_string(),
-            None => athena_table_name(dynamodb_table),
-        };
-        validate_column_name(&name).map_err(|reason| TableError::Name {
-            what: "table name",
-            name: name.clone(),
-            reason,
-        })?;
-        if let Some(db) = database {
-            validate_column_name(db).map_err(|reason| TableError::Name {
-                what: "database",
-                name: db.to_string(),
-                reason,
-            })?;
-        }
-        let mut columns = standard_columns();
-        if let (Some(schema), Format::Parquet) = (schema, format) {
-            columns.extend(schema.columns.iter().map(|c| TableColumn {
-                name: c.name.clone(),
-                ty: c.ty.athena_type(),
-                comment: c.description.clone(),
-            }));
-            columns.push(TableColumn {
-                name: TYPE_ERRORS_COLUMN.to_string(),
-                ty: "array<string>".to_string(),
-                comment: Some("typed columns whose value did not fit their type".to_string()),
-            });
-        }
+        let columns = data_columns(schema, format);
         let classification = match format {
             Format::Parquet => "parquet",
             Format::JsonlGz => "json",
@@ -209,18 +225,41 @@ impl TableDefinition {
             format!("{location}year=${{year}}/month=${{month}}/day=${{day}}/"),
         ));
         Ok(TableDefinition {
-            database: database.map(str::to_string),
-            name,
+            database: names.database,
+            name: names.name,
             columns,
             format,
             location,
             parameters,
+            storage: Storage::of(format),
         })
     }
+}
 
-    /// Formats and SerDe of the files.
-    pub fn storage(&self) -> Storage {
-        match self.format {
+/// The data columns of a table in `format`: the standard columns, then, for Parquet with
+/// a schema, its typed columns and `type_errors` (`.json.gz` files carry the standard
+/// columns only).
+pub fn data_columns(schema: Option<&TableSchema>, format: Format) -> Vec<TableColumn> {
+    let mut columns = standard_columns();
+    if let (Some(schema), Format::Parquet) = (schema, format) {
+        columns.extend(schema.columns.iter().map(|c| TableColumn {
+            name: c.name.clone(),
+            ty: c.ty.athena_type(),
+            comment: c.description.clone(),
+        }));
+        columns.push(TableColumn {
+            name: TYPE_ERRORS_COLUMN.to_string(),
+            ty: "array<string>".to_string(),
+            comment: Some("typed columns whose value did not fit their type".to_string()),
+        });
+    }
+    columns
+}
+
+impl Storage {
+    /// Formats and SerDe of the archive's files in `format`.
+    pub fn of(format: Format) -> Storage {
+        match format {
             Format::Parquet => Storage {
                 input_format: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
                 output_format: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
@@ -237,6 +276,13 @@ impl TableDefinition {
                 ],
             },
         }
+    }
+}
+
+impl TableDefinition {
+    /// Formats and SerDe of the files.
+    pub fn storage(&self) -> Storage {
+        self.storage.clone()
     }
 
     /// The `CREATE EXTERNAL TABLE` statement for Athena.
@@ -270,10 +316,12 @@ impl TableDefinition {
             Format::Parquet => out.push_str("STORED AS PARQUET\n"),
             Format::JsonlGz => {
                 out.push_str(&format!("ROW FORMAT SERDE {}\n", sql_string(storage.serde)));
-                out.push_str(&format!(
-                    "WITH SERDEPROPERTIES (\n{}\n)\n",
-                    properties(storage.serde_parameters.iter().map(|(k, v)| (*k, *v)))
-                ));
+                if !storage.serde_parameters.is_empty() {
+                    out.push_str(&format!(
+                        "WITH SERDEPROPERTIES (\n{}\n)\n",
+                        properties(storage.serde_parameters.iter().map(|(k, v)| (*k, *v)))
+                    ));
+                }
                 out.push_str(&format!(
                     "STORED AS INPUTFORMAT {}\nOUTPUTFORMAT {}\n",
                     sql_string(storage.input_format),
@@ -366,7 +414,7 @@ fn normalize_location(location: &str) -> Result<String, TableError> {
 }
 
 /// A single-quoted SQL string literal (Hive escapes: `\'` and `\\`).
-fn sql_string(s: &str) -> String {
+pub(crate) fn sql_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     for c in s.chars() {

@@ -77,3 +77,28 @@ def archives(tmp_path_factory):
             assert res.returncode in (0, 2), res.stderr + res.stdout
             out[(src.name, fmt)] = (dest, json.loads(res.stdout))
     return out
+
+
+def spark_session(tmp: Path, app: str, **conf):
+    """A local Spark session with Hive support (Derby metastore and warehouse under `tmp`),
+    in UTC; `conf` adds settings."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master("local[1]")
+        .appName(app)
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", str(tmp / "warehouse"))
+        .config("spark.hadoop.javax.jdo.option.ConnectionURL",
+                f"jdbc:derby:;databaseName={tmp / 'metastore_db'};create=true")
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp} -Duser.timezone=UTC")
+    )
+    for k, v in conf.items():
+        builder = builder.config(k, v)
+    session = builder.enableHiveSupport().getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session

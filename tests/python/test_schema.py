@@ -30,6 +30,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
+from conftest import spark_session
 from sqlglot import exp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,25 +248,7 @@ def test_mismatches_are_nulls_and_type_errors(work):
 
 @pytest.fixture(scope="module")
 def spark(work):
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
-
-    tmp = work["tmp"]
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("ddb-archiver-schema")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.warehouse.dir", str(tmp / "warehouse"))
-        .config("spark.hadoop.javax.jdo.option.ConnectionURL",
-                f"jdbc:derby:;databaseName={tmp / 'metastore_db'};create=true")
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp} -Duser.timezone=UTC")
-        .enableHiveSupport()
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
+    session = spark_session(work["tmp"], "ddb-archiver-schema")
     for fmt in FORMATS:
         local = f"file://{work['archives'][fmt]}/invoices/"
         text = ddl(fmt).replace(LOCATION, local)
