@@ -470,9 +470,14 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.contains("FROM \"archive\".\"invoices\" AS r\nWHERE NOT EXISTS"),
+            sql.contains("PARTITION BY \"year\", \"month\", \"day\", \"event_id\" ORDER BY"),
             "{sql}"
         );
+        assert!(
+            sql.contains("FROM \"archive\".\"invoices\" AS r\n  WHERE NOT EXISTS"),
+            "{sql}"
+        );
+        assert!(sql.ends_with(") AS r\nWHERE r.\"_copy\" = 1;\n"), "{sql}");
         // A jsonl.gz archive's view has the standard columns only.
         let sql = set(Format::JsonlGz).view_sql();
         assert!(
