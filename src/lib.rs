@@ -4,7 +4,8 @@
 //! The modules follow the data flow: [`decode`] → [`route`] → [`buffer`] → [`encode`] →
 //! [`sink`] → [`report`], driven by [`pipeline`] with [`settings`]; [`lambda`] holds the
 //! Lambda function's logic. [`archive`] reads back what was written, for [`replay`] and
-//! [`schema`] inference; [`aws`] builds every AWS client.
+//! [`schema`] inference; [`compact`] makes the compacted layer and [`verify`] checks
+//! both layers; [`aws`] builds every AWS client.
 
 pub mod archive;
 pub mod aws;
@@ -20,3 +21,4 @@ pub mod route;
 pub mod schema;
 pub mod settings;
 pub mod sink;
+pub mod verify;

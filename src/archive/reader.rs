@@ -256,6 +256,34 @@ pub fn parquet_batches(
         .map_err(|e| corrupt(e.to_string()))
 }
 
+/// The Arrow record batches of a Parquet file with every column it has, the standard
+/// ones and any others (typed columns, `compaction_version`).
+pub fn parquet_all_batches(
+    bytes: Vec<u8>,
+    location: &str,
+) -> Result<ParquetRecordBatchReader, CorruptFile> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .and_then(ParquetRecordBatchReaderBuilder::build)
+        .map_err(|e| CorruptFile {
+            location: location.to_string(),
+            reason: format!("not a Parquet file: {e}"),
+        })
+}
+
+/// The decompressed bytes of a gzip object, every member (a `.json.gz` data file or a
+/// `_rejected/` object).
+pub fn gunzip(bytes: &[u8], location: &str) -> Result<Vec<u8>, CorruptFile> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| CorruptFile {
+            location: location.to_string(),
+            reason: format!("not gzip: {e}"),
+        })?;
+    Ok(out)
+}
+
 /// The rows of one archive file, streamed.
 pub struct Rows {
     inner: Inner,

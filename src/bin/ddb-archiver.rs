@@ -1,5 +1,5 @@
 //! The `ddb-archiver` command line: archive local event files into a directory or S3,
-//! and replay the archive as Lambda events.
+//! replay the archive as Lambda events, compact it and verify it.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -40,6 +40,12 @@ enum Command {
     /// Exit status: 0 when every selected day is compacted or unchanged, 1 otherwise
     /// (each failed day is named with the object at fault; the other days are done).
     Compact(CompactArgs),
+    /// Verify the archive's integrity: every object (raw, rejected, compacted,
+    /// manifests) is read again and checked against its name, its manifest, the records
+    /// it holds and, on S3, the checksum stored at upload.
+    ///
+    /// Exit status: 0 when everything holds, 1 otherwise (each bad object is named).
+    Verify(VerifyArgs),
     /// Athena / Glue table definitions for the archive of one DynamoDB table.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -122,17 +128,8 @@ struct CompactArgs {
     #[arg(long, value_name = "DIR|s3://bucket/prefix")]
     dest: String,
 
-    /// Only this table (default: every table under the source).
-    #[arg(long, value_name = "NAME")]
-    table: Option<String>,
-
-    /// First UTC day compacted (inclusive).
-    #[arg(long, value_name = "YYYY-MM-DD")]
-    from: Option<chrono::NaiveDate>,
-
-    /// Last UTC day compacted (inclusive).
-    #[arg(long, value_name = "YYYY-MM-DD")]
-    to: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    days: DaysArgs,
 
     /// Directory of schema files: compacted files of those tables also carry typed
     /// columns and `type_errors`.
@@ -147,6 +144,58 @@ struct CompactArgs {
     /// to temporary files.
     #[arg(long, value_name = "BYTES", default_value_t = ddb_archiver::compact::DEFAULT_MEMORY_BUDGET)]
     memory_budget: usize,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The table-days a command works on.
+#[derive(Debug, clap::Args)]
+struct DaysArgs {
+    /// Only this table (default: every table under the source; `_rejected/` objects
+    /// belong to no table).
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+
+    /// First UTC day (inclusive); `_rejected/` objects by their processing date.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    from: Option<chrono::NaiveDate>,
+
+    /// Last UTC day (inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    to: Option<chrono::NaiveDate>,
+}
+
+impl DaysArgs {
+    /// Checks `--table` and `--from`/`--to`, naming the flag at fault.
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(t) = &self.table {
+            ddb_archiver::route::validate_table_name(t)
+                .map_err(|e| anyhow::anyhow!("invalid --table: {e}"))?;
+        }
+        if let (Some(f), Some(t)) = (self.from, self.to) {
+            if f > t {
+                anyhow::bail!("invalid --from/--to: --from {f} is after --to {t}");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The archive: a raw archive, a compacted layer, or both; a local directory or
+    /// `s3://bucket/prefix`.
+    #[arg(long, value_name = "DIR|s3://bucket/prefix")]
+    source: String,
+
+    #[command(flatten)]
+    days: DaysArgs,
+
+    /// Directory of schema files: the typed columns of Parquet files are checked too.
+    #[arg(long, value_name = "DIR")]
+    schemas: Option<std::path::PathBuf>,
 
     /// Print the summary as JSON.
     #[arg(long)]
@@ -252,6 +301,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Archive(args) => runtime.block_on(archive(args)),
         Command::Replay(args) => runtime.block_on(replay(args)),
         Command::Compact(args) => runtime.block_on(compact(args)),
+        Command::Verify(args) => runtime.block_on(verify(args)),
         Command::Schema(cmd) => runtime.block_on(schema(cmd)),
     }
 }
@@ -406,27 +456,15 @@ async fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
             "invalid --dest: it is the --source; the compacted layer needs a place of its own"
         );
     }
-    if let Some(t) = &args.table {
-        ddb_archiver::route::validate_table_name(t)
-            .map_err(|e| anyhow::anyhow!("invalid --table: {e}"))?;
-    }
-    if let (Some(f), Some(t)) = (args.from, args.to) {
-        if f > t {
-            anyhow::bail!("invalid --from/--to: --from {f} is after --to {t}");
-        }
-    }
+    args.days.check()?;
     if args.max_file_bytes == 0 || args.memory_budget == 0 {
         anyhow::bail!("invalid --max-file-bytes / --memory-budget: must be greater than 0");
     }
-    let schemas = match &args.schemas {
-        None => ddb_archiver::schema::SchemaSet::default(),
-        Some(dir) => ddb_archiver::schema::SchemaSet::load_dir(dir)
-            .map_err(|e| anyhow::anyhow!("invalid --schemas: {e}"))?,
-    };
+    let schemas = load_schemas(args.schemas.as_deref())?.unwrap_or_default();
     let options = CompactOptions {
-        table: args.table,
-        from: args.from,
-        to: args.to,
+        table: args.days.table,
+        from: args.days.from,
+        to: args.days.to,
         schemas,
         max_file_bytes: args.max_file_bytes,
         memory_budget: args.memory_budget,
@@ -446,14 +484,68 @@ async fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
     .run()
     .await?;
     progress.finish_and_clear();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    let text = summary.render_text();
+    finish(
+        args.json,
+        &summary,
+        &text,
+        summary.count(DayStatus::Failed) == 0,
+    )
+}
+
+/// Prints a command's summary, as JSON with `--json`, and gives its exit status: 0 when
+/// `ok`, 1 otherwise.
+fn finish(
+    json: bool,
+    summary: &impl serde::Serialize,
+    text: &str,
+    ok: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
     } else {
-        print!("{}", summary.render_text());
+        print!("{text}");
     }
-    Ok(if summary.count(DayStatus::Failed) > 0 {
-        ExitCode::from(1)
-    } else {
+    Ok(if ok {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
+}
+
+/// The schema files of `--schemas`, if given.
+fn load_schemas(
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<Option<ddb_archiver::schema::SchemaSet>> {
+    dir.map(|d| {
+        ddb_archiver::schema::SchemaSet::load_dir(d)
+            .map_err(|e| anyhow::anyhow!("invalid --schemas: {e}"))
+    })
+    .transpose()
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    use ddb_archiver::verify::{Verifier, VerifyOptions};
+    let location = ddb_archiver::settings::Location::parse(&args.source)
+        .map_err(|e| anyhow::anyhow!("invalid --source: {e}"))?;
+    args.days.check()?;
+    let options = VerifyOptions {
+        table: args.days.table,
+        from: args.days.from,
+        to: args.days.to,
+        schemas: load_schemas(args.schemas.as_deref())?,
+        ..VerifyOptions::default()
+    };
+    let source = ddb_archiver::archive::source::open_location(&location).await;
+    let progress =
+        progress_bar("{spinner} {elapsed} {human_pos}/{human_len} objects checked ({per_sec})")?;
+    let summary = Verifier {
+        source: source.as_ref(),
+        options: &options,
+        progress: &progress,
+    }
+    .run()
+    .await?;
+    progress.finish_and_clear();
+    finish(args.json, &summary, &summary.render_text(), summary.ok())
 }
