@@ -97,6 +97,7 @@ pub(crate) async fn check_day(
         .collect();
     files.sort();
     let mut last: Option<(i64, String)> = None;
+    let mut mismatched = Vec::new();
     for (_, key) in files {
         let mut reasons = Reasons::default();
         if day.manifest.is_none() {
@@ -112,12 +113,20 @@ pub(crate) async fn check_day(
                 manifest.as_ref(),
                 &mut ids,
                 &mut last,
+                &mut mismatched,
                 &mut reasons,
             );
         }
         v.report(key, ObjectKind::Compacted, reasons, summary);
     }
     if let (Some(key), Some(m)) = (&day.manifest, &manifest) {
+        // Either the file or its entry changed: both are named.
+        for file in mismatched {
+            m_reasons.push(format!(
+                "its entry for {} does not match the file",
+                v.source.location(&file)
+            ));
+        }
         match digest_ids(ids) {
             Err(e) => m_reasons.push(e),
             Ok((digest, count, duplicates)) => {
@@ -211,6 +220,7 @@ fn check_file_of_day(
     manifest: Option<&Manifest>,
     ids: &mut Sorter,
     last: &mut Option<(i64, String)>,
+    mismatched: &mut Vec<String>,
     reasons: &mut Reasons,
 ) -> u64 {
     let Some(ObjectKey::Compacted { version, .. }) = ObjectKey::parse(key) else {
@@ -229,6 +239,7 @@ fn check_file_of_day(
             Some(f) => {
                 let sha = manifest::sha256_hex(&bytes);
                 if f.bytes != bytes.len() as u64 || f.sha256 != sha {
+                    mismatched.push(key.to_string());
                     reasons.push(format!(
                         "{} bytes with SHA-256 {sha}; the manifest says {} bytes with {}",
                         bytes.len(),
@@ -276,6 +287,7 @@ fn check_file_of_day(
     );
     if let Some(f) = entry {
         if f.rows != read {
+            mismatched.push(key.to_string());
             reasons.push(format!("holds {read} rows; the manifest says {}", f.rows));
         }
     }
