@@ -4,8 +4,9 @@
 //! The modules follow the data flow: [`decode`] → [`route`] → [`buffer`] → [`encode`] →
 //! [`sink`] → [`report`], driven by [`pipeline`] with [`settings`]; [`lambda`] holds the
 //! Lambda function's logic. [`archive`] reads back what was written, for [`replay`] and
-//! [`schema`] inference, and for [`restore`] of a table as it was at a time; [`aws`]
-//! builds every AWS client.
+//! [`schema`] inference, for [`restore`] of a table as it was at a time, and for
+//! [`compact`], which makes the compacted layer, and [`verify`], which checks both
+//! layers; [`aws`] builds every AWS client.
 
 pub mod archive;
 pub mod aws;
@@ -23,3 +24,4 @@ pub mod route;
 pub mod schema;
 pub mod settings;
 pub mod sink;
+pub mod verify;

@@ -238,8 +238,7 @@ pub fn parquet_batches(
         location: location.to_string(),
         reason,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-        .map_err(|e| corrupt(format!("not a Parquet file: {e}")))?;
+    let builder = parquet_builder(bytes, location)?;
     let fields = builder.parquet_schema().root_schema().get_fields();
     let mut roots = Vec::new();
     for column in projection.columns() {
@@ -254,6 +253,51 @@ pub fn parquet_batches(
         .with_projection(mask)
         .build()
         .map_err(|e| corrupt(e.to_string()))
+}
+
+/// The Arrow record batches of a Parquet file with every column it has, the standard
+/// ones and any others (typed columns, `compaction_version`).
+pub fn parquet_all_batches(
+    bytes: Vec<u8>,
+    location: &str,
+) -> Result<ParquetRecordBatchReader, CorruptFile> {
+    parquet_builder(bytes, location)?
+        .build()
+        .map_err(|e| CorruptFile {
+            location: location.to_string(),
+            reason: format!("not a Parquet file: {e}"),
+        })
+}
+
+/// Reads a Parquet file's footer. The Parquet crate panics on some corrupt footers;
+/// that is a corrupt file too.
+fn parquet_builder(
+    bytes: Vec<u8>,
+    location: &str,
+) -> Result<ParquetRecordBatchReaderBuilder<bytes::Bytes>, CorruptFile> {
+    let corrupt = |reason: String| CorruptFile {
+        location: location.to_string(),
+        reason: format!("not a Parquet file: {reason}"),
+    };
+    let bytes = bytes::Bytes::from(bytes);
+    match std::panic::catch_unwind(|| ParquetRecordBatchReaderBuilder::try_new(bytes)) {
+        Ok(built) => built.map_err(|e| corrupt(e.to_string())),
+        Err(_) => Err(corrupt("its footer cannot be decoded".to_string())),
+    }
+}
+
+/// The decompressed bytes of a gzip object, every member (a `.json.gz` data file or a
+/// `_rejected/` object).
+pub fn gunzip(bytes: &[u8], location: &str) -> Result<Vec<u8>, CorruptFile> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| CorruptFile {
+            location: location.to_string(),
+            reason: format!("not gzip: {e}"),
+        })?;
+    Ok(out)
 }
 
 /// The rows of one archive file, streamed.

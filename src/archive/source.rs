@@ -40,6 +40,48 @@ pub trait ArchiveSource: Send + Sync {
 
     /// The full location of a key, for reports (a path or an `s3://` URL).
     fn location(&self, key: &str) -> String;
+
+    /// The checksum the store kept for the object under `key` when it was uploaded.
+    /// Stores that keep none (a local directory) answer [`StoredChecksum::NotKept`].
+    async fn stored_checksum(&self, key: &str) -> Result<StoredChecksum, SourceError> {
+        let _ = key;
+        Ok(StoredChecksum::NotKept)
+    }
+}
+
+/// The checksum a store kept for an object at upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredChecksum {
+    /// The store keeps no checksums (a local directory).
+    NotKept,
+    /// The store keeps checksums, but none for this object.
+    Missing,
+    /// SHA-256 of the whole object, base64.
+    Sha256(String),
+    /// A multipart upload's checksum: SHA-256, base64, over the SHA-256 digests of its
+    /// parts, in order.
+    Composite {
+        /// The base64 digest.
+        sha256: String,
+        /// How many parts.
+        parts: usize,
+    },
+}
+
+impl StoredChecksum {
+    /// Reads S3's `x-amz-checksum-sha256` value: `<base64>` or `<base64>-<parts>`.
+    pub fn from_s3(value: Option<&str>) -> StoredChecksum {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return StoredChecksum::Missing;
+        };
+        match value.rsplit_once('-').map(|(h, n)| (h, n.parse::<usize>())) {
+            Some((sha256, Ok(parts))) => StoredChecksum::Composite {
+                sha256: sha256.to_string(),
+                parts,
+            },
+            _ => StoredChecksum::Sha256(value.to_string()),
+        }
+    }
 }
 
 /// Opens `DIR` or `s3://bucket/prefix`; `flag` names the setting in errors.
@@ -330,11 +372,41 @@ impl ArchiveSource for S3Source {
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{}{key}", self.bucket, self.prefix)
     }
+
+    async fn stored_checksum(&self, key: &str) -> Result<StoredChecksum, SourceError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        Ok(StoredChecksum::from_s3(head.checksum_sha256()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_checksums_whole_and_composite() {
+        assert_eq!(StoredChecksum::from_s3(None), StoredChecksum::Missing);
+        assert_eq!(StoredChecksum::from_s3(Some("")), StoredChecksum::Missing);
+        assert_eq!(
+            StoredChecksum::from_s3(Some("q+/=")),
+            StoredChecksum::Sha256("q+/=".into())
+        );
+        assert_eq!(
+            StoredChecksum::from_s3(Some("q+/=-12")),
+            StoredChecksum::Composite {
+                sha256: "q+/=".into(),
+                parts: 12
+            }
+        );
+    }
 
     #[tokio::test]
     async fn local_listing() {

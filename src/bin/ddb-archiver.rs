@@ -1,5 +1,5 @@
 //! The `ddb-archiver` command line: archive local event files into a directory or S3,
-//! and replay the archive as Lambda events.
+//! replay the archive as Lambda events, compact it and verify it.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -50,6 +50,12 @@ enum Command {
     ///
     /// Exit status: 0 when the whole state was written, 1 otherwise.
     Restore(RestoreArgs),
+    /// Verify the archive's integrity: every object (raw, rejected, compacted,
+    /// manifests) is read again and checked against its name, its manifest, the records
+    /// it holds and, on S3, the checksum stored at upload.
+    ///
+    /// Exit status: 0 when everything holds, 1 otherwise (each bad object is named).
+    Verify(VerifyArgs),
     /// Athena / Glue table definitions for the archive of one DynamoDB table.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -193,17 +199,8 @@ struct CompactArgs {
     #[arg(long, value_name = "DIR|s3://bucket/prefix")]
     dest: String,
 
-    /// Only this table (default: every table under the source).
-    #[arg(long, value_name = "NAME")]
-    table: Option<String>,
-
-    /// First UTC day compacted (inclusive).
-    #[arg(long, value_name = "YYYY-MM-DD")]
-    from: Option<chrono::NaiveDate>,
-
-    /// Last UTC day compacted (inclusive).
-    #[arg(long, value_name = "YYYY-MM-DD")]
-    to: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    days: DaysArgs,
 
     /// Directory of schema files: compacted files of those tables also carry typed
     /// columns and `type_errors`.
@@ -227,6 +224,58 @@ struct CompactArgs {
 fn parse_rfc3339(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-03-01T12:00:00Z ({e})"))
+}
+
+/// The table-days a command works on.
+#[derive(Debug, clap::Args)]
+struct DaysArgs {
+    /// Only this table (default: every table under the source; `_rejected/` objects
+    /// belong to no table).
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+
+    /// First UTC day (inclusive); `_rejected/` objects by their processing date.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    from: Option<chrono::NaiveDate>,
+
+    /// Last UTC day (inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    to: Option<chrono::NaiveDate>,
+}
+
+impl DaysArgs {
+    /// Checks `--table` and `--from`/`--to`, naming the flag at fault.
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(t) = &self.table {
+            ddb_archiver::route::validate_table_name(t)
+                .map_err(|e| anyhow::anyhow!("invalid --table: {e}"))?;
+        }
+        if let (Some(f), Some(t)) = (self.from, self.to) {
+            if f > t {
+                anyhow::bail!("invalid --from/--to: --from {f} is after --to {t}");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The archive: a raw archive, a compacted layer, or both; a local directory or
+    /// `s3://bucket/prefix`.
+    #[arg(long, value_name = "DIR|s3://bucket/prefix")]
+    source: String,
+
+    #[command(flatten)]
+    days: DaysArgs,
+
+    /// Directory of schema files: the typed columns of Parquet files are checked too.
+    #[arg(long, value_name = "DIR")]
+    schemas: Option<std::path::PathBuf>,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_event_name(s: &str) -> Result<ddb_archiver::decode::EventName, String> {
@@ -388,6 +437,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Replay(args) => runtime.block_on(replay(args)),
         Command::Compact(args) => runtime.block_on(compact(args)),
         Command::Restore(args) => runtime.block_on(restore(args)),
+        Command::Verify(args) => runtime.block_on(verify(args)),
         Command::Schema(cmd) => runtime.block_on(schema(cmd)),
     }
 }
@@ -589,24 +639,16 @@ async fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
             "invalid --dest: it is the --source; the compacted layer needs a place of its own"
         );
     }
-    if let Some(t) = &args.table {
-        ddb_archiver::route::validate_table_name(t)
-            .map_err(|e| anyhow::anyhow!("invalid --table: {e}"))?;
-    }
-    if let (Some(f), Some(t)) = (args.from, args.to) {
-        if f > t {
-            anyhow::bail!("invalid --from/--to: --from {f} is after --to {t}");
-        }
-    }
+    args.days.check()?;
     if args.max_file_bytes == 0 || args.memory_budget == 0 {
         anyhow::bail!("invalid --max-file-bytes / --memory-budget: must be greater than 0");
     }
     let schemas = ddb_archiver::schema::SchemaSet::load_optional(args.schemas.as_deref())
         .map_err(|e| anyhow::anyhow!("invalid --schemas: {e}"))?;
     let options = CompactOptions {
-        table: args.table,
-        from: args.from,
-        to: args.to,
+        table: args.days.table,
+        from: args.days.from,
+        to: args.days.to,
         schemas,
         max_file_bytes: args.max_file_bytes,
         memory_budget: args.memory_budget,
@@ -626,15 +668,32 @@ async fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
     .run()
     .await?;
     progress.finish_and_clear();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    let text = summary.render_text();
+    finish(
+        args.json,
+        &summary,
+        &text,
+        summary.count(DayStatus::Failed) == 0,
+    )
+}
+
+/// Prints a command's summary, as JSON with `--json`, and gives its exit status: 0 when
+/// `ok`, 1 otherwise.
+fn finish(
+    json: bool,
+    summary: &impl serde::Serialize,
+    text: &str,
+    ok: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
     } else {
-        print!("{}", summary.render_text());
+        print!("{text}");
     }
-    Ok(if summary.count(DayStatus::Failed) > 0 {
-        ExitCode::from(1)
-    } else {
+    Ok(if ok {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 
@@ -704,4 +763,41 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         None => Ok(ExitCode::SUCCESS),
         Some(e) => Err(e.into()),
     }
+}
+
+/// The schema files of `--schemas`, if given.
+fn load_schemas(
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<Option<ddb_archiver::schema::SchemaSet>> {
+    dir.map(|d| {
+        ddb_archiver::schema::SchemaSet::load_dir(d)
+            .map_err(|e| anyhow::anyhow!("invalid --schemas: {e}"))
+    })
+    .transpose()
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    use ddb_archiver::verify::{Verifier, VerifyOptions};
+    let location = ddb_archiver::settings::Location::parse(&args.source)
+        .map_err(|e| anyhow::anyhow!("invalid --source: {e}"))?;
+    args.days.check()?;
+    let options = VerifyOptions {
+        table: args.days.table,
+        from: args.days.from,
+        to: args.days.to,
+        schemas: load_schemas(args.schemas.as_deref())?,
+        ..VerifyOptions::default()
+    };
+    let source = ddb_archiver::archive::source::open_location(&location).await;
+    let progress =
+        progress_bar("{spinner} {elapsed} {human_pos}/{human_len} objects checked ({per_sec})")?;
+    let summary = Verifier {
+        source: source.as_ref(),
+        options: &options,
+        progress: &progress,
+    }
+    .run()
+    .await?;
+    progress.finish_and_clear();
+    finish(args.json, &summary, &summary.render_text(), summary.ok())
 }

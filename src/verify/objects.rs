@@ -1,0 +1,216 @@
+//! Objects: the checks of one raw data object or `_rejected/` object on its own, and of
+//! any object's bytes against the checksum its store kept at upload.
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use super::rows::{check_file, Extra};
+use super::Reasons;
+use crate::archive::key::DataKey;
+use crate::archive::reader::gunzip;
+use crate::archive::source::StoredChecksum;
+use crate::decode::ChangeRecord;
+use crate::encode::{hex_digest, record_set_digest};
+use crate::schema::SchemaSet;
+
+/// Compares bytes with a stored checksum: `Some(Ok)` when they match, `Some(Err)` with
+/// the reason when not, `None` when it cannot be recomputed (a multipart checksum over
+/// parts of another size than the archiver uploads).
+pub fn compare_checksum(stored: &StoredChecksum, bytes: &[u8]) -> Option<Result<(), String>> {
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let (want, got) = match stored {
+        StoredChecksum::NotKept => return Some(Ok(())),
+        StoredChecksum::Missing => {
+            return Some(Err("no SHA-256 checksum was stored with it".to_string()))
+        }
+        StoredChecksum::Sha256(want) => (want.clone(), b64(Sha256::digest(bytes).as_slice())),
+        StoredChecksum::Composite { sha256, parts } => {
+            let part_size = crate::sink::s3::S3Options::default().part_size.max(1);
+            if bytes.len().div_ceil(part_size) != *parts {
+                return None;
+            }
+            let mut h = Sha256::new();
+            for part in bytes.chunks(part_size) {
+                h.update(Sha256::digest(part));
+            }
+            (sha256.clone(), b64(h.finalize().as_slice()))
+        }
+    };
+    Some(if want == got {
+        Ok(())
+    } else {
+        Err(format!(
+            "its bytes do not match the SHA-256 checksum stored at upload ({got} is not {want})"
+        ))
+    })
+}
+
+/// Checks a raw data object: it reads, every row is its record's, the rows belong to
+/// the object's partition, and the sequence numbers and digest in its name are its
+/// content's. Returns the rows read.
+pub fn check_raw(
+    name: &DataKey,
+    bytes: Vec<u8>,
+    location: &str,
+    schemas: Option<&SchemaSet>,
+    reasons: &mut Reasons,
+) -> u64 {
+    let mut changes: Vec<ChangeRecord> = Vec::new();
+    let extra = Extra::of(&name.table, schemas, None);
+    let read = check_file(
+        name.format,
+        bytes,
+        location,
+        extra,
+        reasons,
+        |c, reasons| {
+            let row = c.row;
+            if row.table_name != name.table {
+                reasons.push(format!(
+                    "row {}: table_name {:?} is not the partition's table {:?}",
+                    c.number, row.table_name, name.table
+                ));
+            }
+            let day = chrono::DateTime::from_timestamp_millis(row.time_ms).map(|t| t.date_naive());
+            if day != Some(name.date) {
+                reasons.push(format!(
+                    "row {}: approximate_creation_time {} is not on the partition's day {}",
+                    c.number,
+                    crate::encode::jsonl::iso_millis(row.time_ms),
+                    name.date
+                ));
+            }
+            match row.into_change() {
+                Ok(change) => changes.push(change),
+                Err(why) => reasons.push(format!("row {}: {why}", c.number)),
+            }
+        },
+    );
+    let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
+        reasons.push("holds no rows");
+        return read;
+    };
+    if first.sequence_number != name.first_sequence || last.sequence_number != name.last_sequence {
+        reasons.push(format!(
+            "its rows run from sequence number {} to {}, its name says {} to {}",
+            first.sequence_number, last.sequence_number, name.first_sequence, name.last_sequence
+        ));
+    }
+    let digest = record_set_digest(&changes);
+    if digest != name.digest {
+        reasons.push(format!(
+            "its records' digest is {digest}, its name says {}",
+            name.digest
+        ));
+    }
+    read
+}
+
+/// The fields of a `_rejected/` line, in order.
+pub const REJECTED_FIELDS: [&str; 6] = [
+    "source",
+    "index",
+    "event_id",
+    "sequence_number",
+    "reason",
+    "record",
+];
+
+/// Checks a `_rejected/` object: it decompresses, the digest in its name is the
+/// digest of its lines, and every line is a JSON object with the documented fields.
+pub fn check_rejected(digest: &str, bytes: &[u8], location: &str, reasons: &mut Reasons) {
+    let text = match gunzip(bytes, location) {
+        Ok(t) => t,
+        Err(e) => {
+            reasons.push(e.reason);
+            return;
+        }
+    };
+    let got = hex_digest(Sha256::digest(&text).as_slice());
+    if got != digest {
+        reasons.push(format!(
+            "its lines' digest is {got}, its name says {digest}"
+        ));
+    }
+    let mut lines = 0;
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        lines += 1;
+        if let Err(why) = check_rejected_line(line) {
+            reasons.push(format!("line {}: {why}", i + 1));
+        }
+    }
+    if lines == 0 {
+        reasons.push("holds no lines");
+    }
+}
+
+fn check_rejected_line(line: &[u8]) -> Result<(), String> {
+    use serde_json::Value;
+    let value: serde_json::Map<String, Value> =
+        serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
+    let keys: Vec<&str> = value.keys().map(String::as_str).collect();
+    let mut want = REJECTED_FIELDS.to_vec();
+    want.sort_unstable();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    if sorted != want {
+        return Err(format!(
+            "fields are [{}], not [{}]",
+            keys.join(", "),
+            REJECTED_FIELDS.join(", ")
+        ));
+    }
+    let ok = value["source"].is_string()
+        && value["index"].is_u64()
+        && (value["event_id"].is_string() || value["event_id"].is_null())
+        && (value["sequence_number"].is_string() || value["sequence_number"].is_null())
+        && value["reason"].is_string();
+    if ok {
+        Ok(())
+    } else {
+        Err("a field has the wrong type".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_whole_and_composite() {
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let bytes = b"archive object".to_vec();
+        let good = StoredChecksum::Sha256(b64(Sha256::digest(&bytes).as_slice()));
+        assert_eq!(compare_checksum(&good, &bytes), Some(Ok(())));
+        let mut flipped = bytes.clone();
+        flipped[3] ^= 1;
+        assert!(matches!(compare_checksum(&good, &flipped), Some(Err(_))));
+        assert!(matches!(
+            compare_checksum(&StoredChecksum::Missing, &bytes),
+            Some(Err(_))
+        ));
+        let one_part = StoredChecksum::Composite {
+            sha256: b64(Sha256::digest(Sha256::digest(&bytes)).as_slice()),
+            parts: 1,
+        };
+        assert_eq!(compare_checksum(&one_part, &bytes), Some(Ok(())));
+        let other_parts = StoredChecksum::Composite {
+            sha256: String::new(),
+            parts: 3,
+        };
+        assert_eq!(compare_checksum(&other_parts, &bytes), None);
+    }
+
+    #[test]
+    fn rejected_lines_need_the_documented_fields() {
+        let good = br#"{"source":"f","index":0,"event_id":null,"sequence_number":"1","reason":"r","record":{"x":1}}"#;
+        assert_eq!(check_rejected_line(good), Ok(()));
+        let missing = br#"{"source":"f","index":0,"event_id":null,"reason":"r","record":{}}"#;
+        assert!(check_rejected_line(missing).is_err());
+        let wrong = br#"{"source":"f","index":-1,"event_id":null,"sequence_number":"1","reason":"r","record":{}}"#;
+        assert!(check_rejected_line(wrong).is_err());
+    }
+}

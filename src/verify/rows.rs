@@ -1,0 +1,331 @@
+//! Rows: every row of a file, read with every standard column, is re-derived from its
+//! verbatim `record` (decoded again as the archiver decoded it when it arrived) and
+//! compared column by column; Parquet files' other columns (typed columns and
+//! `type_errors`, `compaction_version`) are compared with what they should hold.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use serde_json::value::RawValue;
+
+use super::Reasons;
+use crate::archive::reader::{self, Format, Projection, Row};
+use crate::decode::{decode_record, ChangeRecord, DecodeOptions, Decoded};
+use crate::schema::{SchemaSet, TableSchema};
+
+/// The change a row's `record` gives when decoded again. A change that came through
+/// Kinesis is first wrapped back into its Kinesis record (see
+/// [`crate::replay::emit::stream_record`]); a record that names no table takes the
+/// row's `table_name`, as `--table` gave it when it was archived.
+pub fn rederive(row: &Row) -> Result<ChangeRecord, String> {
+    let text = crate::replay::emit::stream_record(
+        row.record.clone(),
+        &row.sequence_number,
+        row.time_ms,
+        &row.keys,
+    );
+    let raw: &RawValue =
+        serde_json::from_str(&text).map_err(|e| format!("`record` is not JSON: {e}"))?;
+    let opts = DecodeOptions {
+        table: Some(row.table_name.clone()),
+    };
+    match decode_record(raw, 0, &opts) {
+        Decoded::Change(c) => Ok(*c),
+        Decoded::Rejected(r) => Err(format!("`record` does not decode: {}", r.error)),
+    }
+}
+
+/// The columns of `row` that differ from its re-derived change.
+pub fn differing_columns(row: &Row, change: &ChangeRecord) -> Vec<&'static str> {
+    let opt = |a: &Option<String>, b: Option<&str>| a.as_deref() != b;
+    [
+        ("event_id", row.event_id != change.event_id),
+        ("event_name", row.event_name != change.event_name.as_str()),
+        ("table_name", row.table_name != change.table_name),
+        (
+            "sequence_number",
+            row.sequence_number != change.sequence_number,
+        ),
+        (
+            "approximate_creation_time",
+            row.time_ms != change.approximate_creation_time_ms,
+        ),
+        (
+            "stream_view_type",
+            row.stream_view_type != change.stream_view_type,
+        ),
+        ("size_bytes", row.size_bytes != change.size_bytes),
+        ("ttl_delete", row.ttl_delete != change.ttl_delete),
+        ("keys", row.keys != change.keys.as_str()),
+        (
+            "new_image",
+            opt(&row.new_image, change.new_image.as_deref()),
+        ),
+        (
+            "old_image",
+            opt(&row.old_image, change.old_image.as_deref()),
+        ),
+        ("record", row.record != change.record.as_str()),
+    ]
+    .into_iter()
+    .filter_map(|(name, differs)| differs.then_some(name))
+    .collect()
+}
+
+/// The columns a Parquet file holds beyond the standard ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Extra<'a> {
+    /// `None`: typed columns not checked; `Some(None)`: the table has no schema, so
+    /// there must be none; `Some(Some(s))`: exactly `s`'s typed columns and
+    /// `type_errors`.
+    pub schema: Option<Option<&'a TableSchema>>,
+    /// The `compaction_version` every row must carry (compacted files).
+    pub version: Option<&'a str>,
+}
+
+impl<'a> Extra<'a> {
+    /// What a file of `table` carries, given the schemas (if typed columns are checked)
+    /// and the compaction version (compacted files).
+    pub fn of(table: &str, schemas: Option<&'a SchemaSet>, version: Option<&'a str>) -> Self {
+        Extra {
+            schema: schemas.map(|s| s.get(table)),
+            version,
+        }
+    }
+}
+
+/// One row read and re-derived.
+pub struct Checked {
+    /// 0-based row number in the file.
+    pub number: usize,
+    /// The row as read.
+    pub row: Row,
+    /// Its re-derived change, if its record decodes.
+    pub change: Option<ChangeRecord>,
+}
+
+/// Reads every row of a file with every standard column, re-derives each and reports
+/// the rows that differ; Parquet files' other columns are checked against `extra`
+/// batch by batch. `each` gets every row in file order. Returns the rows read.
+///
+/// A reader that panics on corrupt bytes (the Parquet crate does on some corrupt
+/// footers) makes the file bad, not the run.
+pub fn check_file(
+    format: Format,
+    bytes: Vec<u8>,
+    location: &str,
+    extra: Extra<'_>,
+    reasons: &mut Reasons,
+    each: impl FnMut(Checked, &mut Reasons),
+) -> u64 {
+    let run = std::panic::AssertUnwindSafe(|| {
+        check_file_rows(format, bytes, location, extra, &mut *reasons, each)
+    });
+    match std::panic::catch_unwind(run) {
+        Ok(read) => read,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            reasons.push(format!("the reader failed on its bytes: {what}"));
+            0
+        }
+    }
+}
+
+fn check_file_rows(
+    format: Format,
+    bytes: Vec<u8>,
+    location: &str,
+    extra: Extra<'_>,
+    reasons: &mut Reasons,
+    mut each: impl FnMut(Checked, &mut Reasons),
+) -> u64 {
+    let batches = match format {
+        Format::Parquet => match reader::parquet_all_batches(bytes.clone(), location) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                reasons.push(e.reason);
+                return 0;
+            }
+        },
+        Format::JsonlGz => None,
+    };
+    let mut rows = match reader::rows(format, bytes, location, Projection::ALL) {
+        Ok(r) => r,
+        Err(e) => {
+            reasons.push(e.reason);
+            return 0;
+        }
+    };
+    let mut number = 0usize;
+    let mut next_rows = |n: Option<usize>, reasons: &mut Reasons| -> Option<Vec<Checked>> {
+        let mut out = Vec::new();
+        while n.is_none_or(|n| out.len() < n) {
+            match rows.next() {
+                None => break,
+                Some(Err(e)) => {
+                    reasons.push(e.reason);
+                    return None;
+                }
+                Some(Ok(row)) => {
+                    let change = match rederive(&row) {
+                        Ok(c) => {
+                            let differ = differing_columns(&row, &c);
+                            if !differ.is_empty() {
+                                reasons.push(format!(
+                                    "row {number} (event_id {:?}): {} differ from its record",
+                                    row.event_id,
+                                    differ.join(", ")
+                                ));
+                            }
+                            Some(c)
+                        }
+                        Err(why) => {
+                            reasons
+                                .push(format!("row {number} (event_id {:?}): {why}", row.event_id));
+                            None
+                        }
+                    };
+                    out.push(Checked {
+                        number,
+                        row,
+                        change,
+                    });
+                    number += 1;
+                }
+            }
+        }
+        Some(out)
+    };
+    let mut read = 0u64;
+    match batches {
+        None => {
+            if let Some(all) = next_rows(None, reasons) {
+                read += all.len() as u64;
+                all.into_iter().for_each(|c| each(c, reasons));
+            }
+        }
+        Some(batches) => {
+            for batch in batches {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        reasons.push(format!("after row {read}: {e}"));
+                        return read;
+                    }
+                };
+                let Some(chunk) = next_rows(Some(batch.num_rows()), reasons) else {
+                    return read;
+                };
+                if chunk.len() != batch.num_rows() {
+                    reasons.push(format!(
+                        "the standard columns hold {} rows where the file holds {}",
+                        read as usize + chunk.len(),
+                        read as usize + batch.num_rows()
+                    ));
+                    return read;
+                }
+                check_extra_columns(&batch, &chunk, extra, read, reasons);
+                read += chunk.len() as u64;
+                chunk.into_iter().for_each(|c| each(c, reasons));
+            }
+            if let Some(rest) = next_rows(None, reasons).filter(|r| !r.is_empty()) {
+                reasons.push(format!(
+                    "the standard columns hold {} more rows than the file",
+                    rest.len()
+                ));
+            }
+        }
+    }
+    read
+}
+
+/// Checks one Parquet batch's columns beyond the standard ones.
+fn check_extra_columns(
+    batch: &RecordBatch,
+    chunk: &[Checked],
+    extra: Extra<'_>,
+    first_row: u64,
+    reasons: &mut Reasons,
+) {
+    let schema = batch.schema();
+    let standard = crate::schema::STANDARD_COLUMNS.len();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    if let Some(version) = extra.version {
+        match batch
+            .column_by_name(crate::compact::VERSION_COLUMN)
+            .and_then(|c| c.as_string_opt::<i32>().cloned())
+        {
+            None => reasons.push(format!(
+                "no text column `{}`",
+                crate::compact::VERSION_COLUMN
+            )),
+            Some(values) => {
+                if let Some(i) =
+                    (0..values.len()).find(|&i| values.is_null(i) || values.value(i) != version)
+                {
+                    reasons.push(format!(
+                        "row {}: `{}` is not the version {version}",
+                        first_row + i as u64,
+                        crate::compact::VERSION_COLUMN
+                    ));
+                }
+            }
+        }
+    }
+    let Some(schema_of_table) = extra.schema else {
+        return;
+    };
+    let mut want: Vec<String> = crate::schema::STANDARD_COLUMNS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let fields = schema_of_table
+        .map(TableSchema::arrow_fields)
+        .unwrap_or_default();
+    want.extend(fields.iter().map(|f| f.name().clone()));
+    if extra.version.is_some() {
+        want.push(crate::compact::VERSION_COLUMN.to_string());
+    }
+    if names != want {
+        reasons.push(format!(
+            "columns are [{}], not [{}]",
+            names.join(", "),
+            want.join(", ")
+        ));
+        return;
+    }
+    let Some(table_schema) = schema_of_table else {
+        return;
+    };
+    let changes: Option<Vec<ChangeRecord>> = chunk.iter().map(|c| c.change.clone()).collect();
+    let Some(changes) = changes else {
+        // A row whose record does not decode is already reported.
+        return;
+    };
+    let expected = match crate::schema::flatten::typed_columns(table_schema, &changes) {
+        Ok(e) => e,
+        Err(e) => {
+            reasons.push(format!("typed columns cannot be re-derived: {e}"));
+            return;
+        }
+    };
+    for (i, (field, want)) in fields.iter().zip(expected).enumerate() {
+        let got: &ArrayRef = batch.column(standard + i);
+        if !same_array(got, &want) {
+            reasons.push(format!(
+                "rows {}..{}: typed column `{}` differs from its records",
+                first_row,
+                first_row + chunk.len() as u64,
+                field.name()
+            ));
+        }
+    }
+}
+
+fn same_array(a: &ArrayRef, b: &ArrayRef) -> bool {
+    a.data_type() == b.data_type() && Arc::clone(a).to_data() == b.to_data()
+}
