@@ -1,5 +1,7 @@
-//! Maintenance: the scheduled work of the maintenance function, run daily by a schedule
-//! with `{"action":"compact"}`: every *closed* UTC day of the look-back window is
+//! Maintenance: the scheduled work of the maintenance function. A weekly schedule sends
+//! `{"action":"verify"}`: the raw archive and the compacted layer of the last
+//! [`MaintenanceSettings::verify_days`] days are verified. A daily schedule sends
+//! `{"action":"compact"}`: every *closed* UTC day of the look-back window is
 //! compacted, unless its manifest already names its current raw objects. A day is
 //! closed once its end is [`MaintenanceSettings::settle_hours`] past (DynamoDB Streams
 //! keep records for 24 hours, so nothing more arrives for it from the stream). Running
@@ -25,6 +27,8 @@ pub struct MaintenanceSettings {
     pub alarm_after_hours: u32,
     /// The compaction options (the day range is set from the window).
     pub compact: CompactOptions,
+    /// Days back from today verified by a verify run.
+    pub verify_days: u32,
 }
 
 impl Default for MaintenanceSettings {
@@ -34,6 +38,7 @@ impl Default for MaintenanceSettings {
             settle_hours: 26,
             alarm_after_hours: 74,
             compact: CompactOptions::default(),
+            verify_days: 8,
         }
     }
 }
@@ -152,6 +157,57 @@ impl MaintenanceReport {
 pub enum Action {
     /// Compact the closed days of the window.
     Compact,
+    /// Verify both layers over the last [`MaintenanceSettings::verify_days`] days.
+    Verify,
+}
+
+/// What a verify run found, in each layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The first day verified.
+    pub from: NaiveDate,
+    /// The raw archive.
+    pub raw: crate::verify::VerifySummary,
+    /// The compacted layer.
+    pub compacted: crate::verify::VerifySummary,
+}
+
+impl VerifyReport {
+    fn objects(s: &crate::verify::VerifySummary) -> u64 {
+        s.checked.raw + s.checked.rejected + s.checked.compacted + s.checked.manifest
+    }
+
+    /// One CloudWatch EMF line with `VerifiedObjects` and `VerifyBadObjects`, dimension
+    /// `FunctionName`.
+    pub fn emf(&self, function_name: &str, now_ms: i64) -> String {
+        serde_json::json!({
+            "_aws": {
+                "Timestamp": now_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": crate::lambda::METRICS_NAMESPACE,
+                    "Dimensions": [["FunctionName"]],
+                    "Metrics": [
+                        {"Name": "VerifiedObjects", "Unit": "Count"},
+                        {"Name": "VerifyBadObjects", "Unit": "Count"},
+                    ],
+                }],
+            },
+            "FunctionName": function_name,
+            "VerifiedObjects": Self::objects(&self.raw) + Self::objects(&self.compacted),
+            "VerifyBadObjects": self.raw.bad.len() + self.compacted.bad.len(),
+        })
+        .to_string()
+    }
+}
+
+/// What one maintenance run did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceOutcome {
+    /// A compaction run.
+    Compact(MaintenanceReport),
+    /// A verify run.
+    Verify(Box<VerifyReport>),
 }
 
 /// The maintenance function's event: `{"action":"compact"}`.
@@ -170,6 +226,14 @@ pub enum MaintenanceError {
     /// The raw archive could not be listed.
     #[error(transparent)]
     Source(#[from] crate::archive::source::SourceError),
+    /// Verification found bad objects.
+    #[error("{count} bad objects: {objects}")]
+    BadObjects {
+        /// How many.
+        count: usize,
+        /// Each with what is wrong.
+        objects: String,
+    },
     /// Some days could not be compacted (the others were); the next run retries them.
     #[error("{failed} days not compacted: {days}")]
     DaysFailed {
@@ -203,21 +267,71 @@ impl Maintenance {
         &self,
         event: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<MaintenanceReport, MaintenanceError> {
+    ) -> Result<MaintenanceOutcome, MaintenanceError> {
         let event: MaintenanceEvent =
             serde_json::from_slice(event).map_err(|e| MaintenanceError::Event(e.to_string()))?;
-        let report = match event.action {
-            Action::Compact => {
-                compact_closed_days(
-                    self.source.as_ref(),
-                    self.dest.as_ref(),
-                    self.sink.as_ref(),
-                    &self.settings,
-                    now,
-                )
-                .await?
-            }
+        match event.action {
+            Action::Compact => self.compact(now).await.map(MaintenanceOutcome::Compact),
+            Action::Verify => self
+                .verify(now)
+                .await
+                .map(|r| MaintenanceOutcome::Verify(Box::new(r))),
+        }
+    }
+
+    async fn verify(&self, now: DateTime<Utc>) -> Result<VerifyReport, MaintenanceError> {
+        let from = now.date_naive() - Duration::days(i64::from(self.settings.verify_days));
+        let options = crate::verify::VerifyOptions {
+            from: Some(from),
+            schemas: Some(self.settings.compact.schemas.clone()),
+            ..crate::verify::VerifyOptions::default()
         };
+        let progress = indicatif::ProgressBar::hidden();
+        let mut summaries = Vec::new();
+        for source in [self.source.as_ref(), self.dest.as_ref()] {
+            let verifier = crate::verify::Verifier {
+                source,
+                options: &options,
+                progress: &progress,
+            };
+            summaries.push(verifier.run().await?);
+        }
+        let compacted = summaries.pop().unwrap_or_default();
+        let raw = summaries.pop().unwrap_or_default();
+        let report = VerifyReport {
+            from,
+            raw,
+            compacted,
+        };
+        println!(
+            "{}",
+            report.emf(&self.function_name, now.timestamp_millis())
+        );
+        let bad: Vec<String> = report
+            .raw
+            .bad
+            .iter()
+            .chain(&report.compacted.bad)
+            .map(|b| format!("{}: {}", b.location, b.reasons.join(", ")))
+            .collect();
+        if !bad.is_empty() {
+            return Err(MaintenanceError::BadObjects {
+                count: bad.len(),
+                objects: bad.join("; "),
+            });
+        }
+        Ok(report)
+    }
+
+    async fn compact(&self, now: DateTime<Utc>) -> Result<MaintenanceReport, MaintenanceError> {
+        let report = compact_closed_days(
+            self.source.as_ref(),
+            self.dest.as_ref(),
+            self.sink.as_ref(),
+            &self.settings,
+            now,
+        )
+        .await?;
         println!(
             "{}",
             report.emf(&self.function_name, now.timestamp_millis())

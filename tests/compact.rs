@@ -378,7 +378,15 @@ async fn typed_columns_and_the_version_column_are_written() {
 
 #[tokio::test]
 async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
-    use ddb_archiver::maintenance::{Maintenance, MaintenanceError, MaintenanceSettings};
+    use ddb_archiver::maintenance::{
+        Maintenance, MaintenanceError, MaintenanceOutcome, MaintenanceReport, MaintenanceSettings,
+    };
+    let compaction = |o: MaintenanceOutcome| -> MaintenanceReport {
+        match o {
+            MaintenanceOutcome::Compact(r) => r,
+            other => panic!("{other:?}"),
+        }
+    };
     let raw = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     raw_archive(raw.path()).await;
@@ -391,10 +399,11 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
     };
     let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
     // 2026-01-04 03:00: 01-01 and 01-02 are closed (26 h past their end), 01-03 is not.
-    let report = m
-        .handle(br#"{"action":"compact"}"#, at("2026-01-04T03:00:00Z"))
-        .await
-        .unwrap();
+    let report = compaction(
+        m.handle(br#"{"action":"compact"}"#, at("2026-01-04T03:00:00Z"))
+            .await
+            .unwrap(),
+    );
     let dates: Vec<&str> = report
         .summary
         .days
@@ -404,10 +413,11 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
     assert_eq!(dates, ["2026-01-01", "2026-01-02"]);
     assert!(files(out.path()).keys().all(|k| !k.contains("day=03/")));
     // The next day's run compacts 01-03 and leaves the others as they are.
-    let report = m
-        .handle(br#"{"action":"compact"}"#, at("2026-01-05T03:00:00Z"))
-        .await
-        .unwrap();
+    let report = compaction(
+        m.handle(br#"{"action":"compact"}"#, at("2026-01-05T03:00:00Z"))
+            .await
+            .unwrap(),
+    );
     let statuses: Vec<DayStatus> = report.summary.days.iter().map(|d| d.status).collect();
     assert_eq!(
         statuses,
@@ -417,6 +427,22 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
             DayStatus::Compacted
         ]
     );
+    // The weekly verify run checks both layers of the last 8 days.
+    match m
+        .handle(br#"{"action":"verify"}"#, at("2026-01-05T03:00:00Z"))
+        .await
+        .unwrap()
+    {
+        MaintenanceOutcome::Verify(v) => {
+            assert!(v.raw.ok() && v.compacted.ok(), "{v:#?}");
+            assert!(
+                v.raw.checked.raw > 20 && v.compacted.checked.compacted == 3,
+                "{v:#?}"
+            );
+            assert!(v.emf("maint", 1).contains(r#""VerifyBadObjects":0"#));
+        }
+        other => panic!("{other:?}"),
+    }
     // A corrupt late source fails its day, is retried on every run, and counts as
     // overdue once 74 hours past the day's end.
     let before = files(raw.path());
@@ -450,6 +476,17 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
         .await
         .unwrap();
         assert_eq!(report.uncompacted_past_threshold, overdue, "{now}");
+    }
+    // Verify names the corrupt source.
+    match m
+        .handle(br#"{"action":"verify"}"#, at("2026-01-05T03:00:00Z"))
+        .await
+    {
+        Err(MaintenanceError::BadObjects { count, objects }) => {
+            assert_eq!(count, 1);
+            assert!(objects.contains(&victim), "{objects}");
+        }
+        other => panic!("{other:?}"),
     }
     assert!(matches!(
         m.handle(br#"{"action":"defrag"}"#, at("2026-01-05T03:00:00Z"))

@@ -126,19 +126,25 @@ log "the maintenance role under cargo lambda watch compacts the closed days into
 MAINT_PORT=$(free_port)
 start_bg cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$MAINT_PORT" \
   --bin ddb-archiver-lambda \
-  --env-var "ARCHIVE_ROLE=maintenance,ARCHIVE_SOURCE=s3://replay-src/arch,COMPACT_DEST=s3://compacted/fn,COMPACT_LOOKBACK_DAYS=3650,AWS_ENDPOINT_URL_S3=$S3_URL" \
+  --env-var "ARCHIVE_ROLE=maintenance,ARCHIVE_SOURCE=s3://replay-src/arch,COMPACT_DEST=s3://compacted/fn,COMPACT_LOOKBACK_DAYS=3650,VERIFY_DAYS=3650,AWS_ENDPOINT_URL_S3=$S3_URL" \
   --env-var "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY,AWS_REGION=$AWS_REGION"
 wait_port "$MAINT_PORT" 120
 for run in first second; do
   timeout 900 cargo lambda invoke ddb-archiver-lambda --invoke-address 127.0.0.1 \
     --invoke-port "$MAINT_PORT" --data-ascii '{"action":"compact"}' > "$W/maint-$run.json"
 done
-python - "$W/maint-first.json" "$W/maint-second.json" <<'PY'
+cargo lambda invoke ddb-archiver-lambda --invoke-address 127.0.0.1 \
+  --invoke-port "$MAINT_PORT" --data-ascii '{"action":"verify"}' > "$W/maint-verify.json"
+python - "$W/maint-first.json" "$W/maint-second.json" "$W/maint-verify.json" <<'PY'
 import json, sys
-first, second = (json.load(open(p)) for p in sys.argv[1:3])
+first, second, verify = (json.load(open(p)) for p in sys.argv[1:4])
+first, second, verify = first["compact"], second["compact"], verify["verify"]
 assert [d["status"] for d in first["summary"]["days"]] == ["compacted"] * 3, first
 assert [d["status"] for d in second["summary"]["days"]] == ["unchanged"] * 3, second
 assert first["failed_days"] == 0 and first["uncompacted_past_threshold"] == 0
+assert verify["raw"]["bad"] == [] and verify["compacted"]["bad"] == [], verify
+assert verify["compacted"]["checked"]["compacted"] == 3, verify
+assert verify["raw"]["checksums_compared"] > 0, verify
 PY
 for f in $COMPACTED; do cmp "$W/compacted/$f" "$W/s3/compacted/fn/$f"; done
 

@@ -88,6 +88,9 @@ struct MaintenanceArgs {
     /// A compacted file ends once it reaches about this many bytes.
     #[arg(long, env = "COMPACT_MAX_FILE_BYTES", default_value_t = ddb_archiver::compact::DEFAULT_MAX_FILE_BYTES)]
     max_file_bytes: usize,
+    /// Days back from today verified by a verify run.
+    #[arg(long, env = "VERIFY_DAYS", default_value_t = 8)]
+    verify_days: u32,
     /// Bytes of changes held in memory while sorting a day.
     #[arg(long, env = "COMPACT_MEMORY_BUDGET", default_value_t = ddb_archiver::compact::DEFAULT_MEMORY_BUDGET)]
     memory_budget: usize,
@@ -118,6 +121,7 @@ async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Mainten
         lookback_days: args.lookback_days,
         settle_hours: args.settle_hours,
         alarm_after_hours: args.alarm_after_hours,
+        verify_days: args.verify_days,
         compact: ddb_archiver::compact::CompactOptions {
             schemas,
             max_file_bytes: args.max_file_bytes,
@@ -138,7 +142,8 @@ async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Mainten
 }
 
 /// Runs the maintenance function on the Lambda runtime: each event is
-/// `{"action":"compact"}` from the schedule; the answer is the run's report.
+/// `{"action":"compact"}` or `{"action":"verify"}` from a schedule; the answer is the
+/// run's report.
 async fn serve_maintenance(
     maintenance: Arc<ddb_archiver::maintenance::Maintenance>,
 ) -> Result<(), lambda_runtime::Error> {
