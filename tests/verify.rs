@@ -24,6 +24,9 @@ use ddb_archiver::verify::{Verifier, VerifyOptions, VerifySummary};
 const TABLE: &str = "invoices";
 const KINESIS_TABLE: &str = "kin_table";
 
+/// Kinesis sequence numbers: these 52 digits and four more.
+const KINESIS_SEQUENCE: &str = "4965782840918770152001999524250839011995335832519258";
+
 fn schemas_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
 }
@@ -60,8 +63,9 @@ fn stream_records(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Kinesis records carrying DynamoDB changes of `kin_table`, times in milliseconds.
-fn kinesis_records(n: usize) -> Vec<String> {
+/// Kinesis records carrying DynamoDB changes of `kin_table`, times in milliseconds,
+/// sequence numbers `seq_base` followed by four digits.
+fn kinesis_records(n: usize, seq_base: &str) -> Vec<String> {
     (0..n)
         .map(|i| {
             let id = format!("kin-{i}");
@@ -71,10 +75,7 @@ fn kinesis_records(n: usize) -> Vec<String> {
                 "dynamodb": {"ApproximateCreationDateTime": 1_767_300_000_000u64 + i as u64 * 7,
                     "Keys": {"pk": {"S": id}}, "NewImage": {"pk": {"S": id}, "n": {"N": "1E+125"}},
                     "SizeBytes": 9}});
-            let seq = format!(
-                "4965782840918770152001999524250839011995335832519258{:04}",
-                i
-            );
+            let seq = format!("{seq_base}{i:04}");
             serde_json::json!({"kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "p",
                 "sequenceNumber": seq,
                 "data": base64::engine::general_purpose::STANDARD.encode(payload.to_string()),
@@ -108,10 +109,11 @@ fn settings(dest: &str, format: Format) -> Settings {
 }
 
 /// Archives every layout into `sink`: Parquet, gzip JSON lines, a part again (other
-/// files, the same events), Kinesis in both formats, one rejected record.
-async fn archive_all(dest: &str, sink: Arc<dyn ObjectSink>) {
+/// files, the same events), Kinesis in both formats (sequence numbers `seq_base` and
+/// four digits), one rejected record.
+async fn archive_all(dest: &str, sink: Arc<dyn ObjectSink>, seq_base: &str) {
     let stream = stream_records(30);
-    let kinesis = kinesis_records(12);
+    let kinesis = kinesis_records(12, seq_base);
     let runs: [(Format, Vec<String>); 5] = [
         (Format::Parquet, stream[..16].to_vec()),
         (Format::JsonlGz, stream[16..].to_vec()),
@@ -158,6 +160,7 @@ async fn local_trees() -> (tempfile::TempDir, PathBuf, PathBuf) {
     archive_all(
         &raw.display().to_string(),
         Arc::new(LocalDirSink::new(&raw)),
+        KINESIS_SEQUENCE,
     )
     .await;
     compact_into(
@@ -359,6 +362,7 @@ struct Counts {
 /// Flips one byte at each sampled offset of the object under `path` (`key` in `tree`),
 /// verifies with `options`, and restores it. Every flip that changes what a reader
 /// reads must be reported, naming the object; with `every`, every flip must be.
+/// About `interior` offsets are sampled between the two ends.
 async fn flip_each(
     label: &str,
     path: &Path,
@@ -366,12 +370,13 @@ async fn flip_each(
     tree: &dyn ArchiveSource,
     options: &VerifyOptions,
     every: bool,
+    interior: usize,
 ) -> Counts {
     let original = std::fs::read(path).unwrap();
     let location = tree.location(key);
     let want = reading(key, &original);
     let mut counts = Counts::default();
-    let step = (original.len() / 30).max(1);
+    let step = (original.len() / interior).max(1);
     for offset in offsets(original.len(), step) {
         let mask = if offset % 2 == 0 { 0x01u8 } else { 0xff };
         let mut flipped = original.clone();
@@ -400,7 +405,7 @@ async fn flipped_bytes_that_change_what_is_read_are_reported() {
     let mut results = Vec::new();
     for (label, root, key, options) in targets(&raw, &comp) {
         let source = LocalDirSource::new(&root);
-        let counts = flip_each(label, &root.join(&key), &key, &source, &options, false).await;
+        let counts = flip_each(label, &root.join(&key), &key, &source, &options, false, 30).await;
         results.push((label, counts));
     }
     for (label, c) in &results {
@@ -423,8 +428,9 @@ async fn flipped_bytes_that_change_what_is_read_are_reported() {
 }
 
 /// Against a real s3s-fs whose URL is in `DDB_ARCHIVER_TEST_S3` and whose data
-/// directory is `DDB_ARCHIVER_TEST_S3_ROOT`, with a bucket `verify-test` and
-/// credentials in the usual environment variables; run by scripts/test.d/52-verify.sh.
+/// directory is `DDB_ARCHIVER_TEST_S3_ROOT`, with a bucket `verify-test`, credentials
+/// in the usual environment variables and `AWS_ENDPOINT_URL_S3` set to the same URL (the
+/// manifests' sources are opened by their `s3://` locations); run by scripts/test.d/52-verify.sh.
 /// Bytes are flipped in s3s-fs's files behind S3's back: the checksum it stored at
 /// upload no longer matches, so every flip is reported, even those no reader sees.
 #[tokio::test]
@@ -442,7 +448,15 @@ async fn on_s3_every_flip_is_reported() {
     let client = ddb_archiver::aws::s3_at(&shared, &options.client_options(), Some(endpoint));
     let source = |prefix: &str| S3Source::new(client.clone(), BUCKET.into(), prefix.into());
     let sink = |prefix: &str| S3Sink::new(client.clone(), BUCKET, prefix, options.clone());
-    archive_all(&format!("s3://{BUCKET}/raw"), Arc::new(sink("raw/"))).await;
+    // s3s-fs keeps an object's checksum in a file named after its key, and a key with
+    // two 56-digit sequence numbers makes that name too long for the file system: the
+    // checksum is lost (and verify rightly reports it missing). Shorter ones here.
+    archive_all(
+        &format!("s3://{BUCKET}/raw"),
+        Arc::new(sink("raw/")),
+        "4965782840918770",
+    )
+    .await;
     compact_into(&source("raw/"), &source("compacted/"), &sink("compacted/")).await;
     let (raw, comp) = (source("raw/"), source("compacted/"));
     for (tree, want) in [(&raw, "raw"), (&comp, "compacted")] {
@@ -459,7 +473,7 @@ async fn on_s3_every_flip_is_reported() {
     let mut results = Vec::new();
     for (label, root, key, options) in targets(&bucket.join("raw"), &bucket.join("compacted")) {
         let tree = if root.ends_with("raw") { &raw } else { &comp };
-        let counts = flip_each(label, &root.join(&key), &key, tree, &options, true).await;
+        let counts = flip_each(label, &root.join(&key), &key, tree, &options, true, 12).await;
         results.push((label, counts));
     }
     for (label, c) in &results {

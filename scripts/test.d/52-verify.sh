@@ -23,13 +23,14 @@ start_bg s3s-fs --host 127.0.0.1 --port "$S3_PORT" --access-key "$AWS_ACCESS_KEY
   --secret-key "$AWS_SECRET_ACCESS_KEY" "$W/s3"
 wait_port "$S3_PORT"
 S3_URL="http://127.0.0.1:$S3_PORT"
+# Manifests name their sources by s3:// URL; verify opens those with this endpoint.
+export AWS_ENDPOINT_URL_S3="$S3_URL"
 
 log "verify on s3s-fs: every flipped byte is reported (tests/verify.rs, ignored test)"
 DDB_ARCHIVER_TEST_S3="$S3_URL" DDB_ARCHIVER_TEST_S3_ROOT="$W/s3" \
   cargo test --test verify -- --ignored --nocapture
 
 log "ddb-archiver verify --source s3://: exit 0 when clean, 1 naming a flipped object"
-export AWS_ENDPOINT_URL_S3="$S3_URL"
 "$BIN" archive --dest s3://verify-cli/raw --format jsonl.gz examples/events/invoices-stream.json > /dev/null
 "$BIN" compact --source s3://verify-cli/raw --dest s3://verify-cli/compacted > /dev/null
 "$BIN" verify --source s3://verify-cli/raw > "$W/clean.txt"
@@ -49,4 +50,4 @@ if "$BIN" verify --source s3://verify-cli/raw > "$W/bad.txt"; then
   echo "verify passed a flipped object" >&2; cat "$W/bad.txt" >&2; exit 1
 fi
 grep -F "BAD s3://verify-cli/raw/$KEY" "$W/bad.txt"
-grep -F "checksum stored at upload" "$W/bad.txt"
+grep -F "do not match the SHA-256 checksum stored at upload" "$W/bad.txt"

@@ -328,6 +328,16 @@ impl Verifier<'_> {
     ) -> Option<Vec<u8>> {
         let bytes = match self.source.get(key).await {
             Ok(b) => b,
+            // The S3 client itself compares the body with the stored checksum when S3
+            // sends one, and fails the read when they differ.
+            Err(e) if e.message.contains("checksum mismatch") => {
+                summary.checksums_compared += 1;
+                reasons.push(format!(
+                    "its bytes do not match the SHA-256 checksum stored at upload ({})",
+                    e.message
+                ));
+                return None;
+            }
             Err(e) => {
                 reasons.push(format!("cannot be read: {}", e.message));
                 return None;
