@@ -112,27 +112,38 @@ impl Metrics {
             metrics.push(("StreamLagMs", "Milliseconds", lag));
         }
         metrics.push(("DurationMs", "Milliseconds", self.duration_ms));
-        let mut doc = serde_json::Map::new();
-        doc.insert(
-            "_aws".to_string(),
-            serde_json::json!({
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": METRICS_NAMESPACE,
-                    "Dimensions": [["FunctionName"]],
-                    "Metrics": metrics
-                        .iter()
-                        .map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit}))
-                        .collect::<Vec<_>>(),
-                }],
-            }),
-        );
-        doc.insert("FunctionName".to_string(), function_name.into());
-        for (name, _, value) in metrics {
-            doc.insert(name.to_string(), value.into());
-        }
-        serde_json::Value::Object(doc).to_string()
+        emf_document(function_name, timestamp_ms, &metrics)
     }
+}
+
+/// One CloudWatch Embedded Metric Format document (a single line) in
+/// [`METRICS_NAMESPACE`] with dimension `FunctionName`: each metric's name, unit and
+/// value.
+pub fn emf_document(
+    function_name: &str,
+    timestamp_ms: i64,
+    metrics: &[(&str, &str, u64)],
+) -> String {
+    let mut doc = serde_json::Map::new();
+    doc.insert(
+        "_aws".to_string(),
+        serde_json::json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit}))
+                    .collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    doc.insert("FunctionName".to_string(), function_name.into());
+    for (name, _, value) in metrics {
+        doc.insert(name.to_string(), (*value).into());
+    }
+    serde_json::Value::Object(doc).to_string()
 }
 
 /// The `batchItemFailures` answer for a run: empty when every record landed, else the

@@ -129,25 +129,23 @@ impl MaintenanceReport {
     /// `CompactedDays`, `CompactionFailedDays` and `UncompactedDaysPastThreshold`,
     /// dimension `FunctionName`.
     pub fn emf(&self, function_name: &str, now_ms: i64) -> String {
-        serde_json::json!({
-            "_aws": {
-                "Timestamp": now_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": crate::lambda::METRICS_NAMESPACE,
-                    "Dimensions": [["FunctionName"]],
-                    "Metrics": [
-                        {"Name": "CompactedDays", "Unit": "Count"},
-                        {"Name": "CompactionFailedDays", "Unit": "Count"},
-                        {"Name": "UncompactedDaysPastThreshold", "Unit": "Count"},
-                    ],
-                }],
-            },
-            "FunctionName": function_name,
-            "CompactedDays": self.summary.count(DayStatus::Compacted),
-            "CompactionFailedDays": self.failed_days,
-            "UncompactedDaysPastThreshold": self.uncompacted_past_threshold,
-        })
-        .to_string()
+        crate::lambda::emf_document(
+            function_name,
+            now_ms,
+            &[
+                (
+                    "CompactedDays",
+                    "Count",
+                    self.summary.count(DayStatus::Compacted) as u64,
+                ),
+                ("CompactionFailedDays", "Count", self.failed_days as u64),
+                (
+                    "UncompactedDaysPastThreshold",
+                    "Count",
+                    self.uncompacted_past_threshold as u64,
+                ),
+            ],
+        )
     }
 }
 
@@ -180,23 +178,16 @@ impl VerifyReport {
     /// One CloudWatch EMF line with `VerifiedObjects` and `VerifyBadObjects`, dimension
     /// `FunctionName`.
     pub fn emf(&self, function_name: &str, now_ms: i64) -> String {
-        serde_json::json!({
-            "_aws": {
-                "Timestamp": now_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": crate::lambda::METRICS_NAMESPACE,
-                    "Dimensions": [["FunctionName"]],
-                    "Metrics": [
-                        {"Name": "VerifiedObjects", "Unit": "Count"},
-                        {"Name": "VerifyBadObjects", "Unit": "Count"},
-                    ],
-                }],
-            },
-            "FunctionName": function_name,
-            "VerifiedObjects": Self::objects(&self.raw) + Self::objects(&self.compacted),
-            "VerifyBadObjects": self.raw.bad.len() + self.compacted.bad.len(),
-        })
-        .to_string()
+        let objects = Self::objects(&self.raw) + Self::objects(&self.compacted);
+        let bad = (self.raw.bad.len() + self.compacted.bad.len()) as u64;
+        crate::lambda::emf_document(
+            function_name,
+            now_ms,
+            &[
+                ("VerifiedObjects", "Count", objects),
+                ("VerifyBadObjects", "Count", bad),
+            ],
+        )
     }
 }
 
