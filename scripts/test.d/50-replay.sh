@@ -123,10 +123,24 @@ unset AWS_ENDPOINT_URL_LAMBDA
 cmp "$W/local.jsonl" "$W/second.jsonl"
 
 log "the maintenance role under cargo lambda watch compacts the closed days into s3s-fs"
+# The raw archive uploaded through the S3 API with SHA-256 checksums, as the sink stores
+# it (the replay source above was copied into s3s-fs's folder, so it has none).
+mkdir -p "$W/s3/raw-up"
+python - "$W/first" "$S3_URL" <<'PY'
+import os, sys, boto3
+root, url = sys.argv[1:3]
+s3 = boto3.client("s3", endpoint_url=url)
+for d, _, files in os.walk(root):
+    for f in files:
+        path = os.path.join(d, f)
+        key = "arch/" + os.path.relpath(path, root)
+        with open(path, "rb") as body:
+            s3.put_object(Bucket="raw-up", Key=key, Body=body, ChecksumAlgorithm="SHA256")
+PY
 MAINT_PORT=$(free_port)
 start_bg cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$MAINT_PORT" \
   --bin ddb-archiver-lambda \
-  --env-var "ARCHIVE_ROLE=maintenance,ARCHIVE_SOURCE=s3://replay-src/arch,COMPACT_DEST=s3://compacted/fn,COMPACT_LOOKBACK_DAYS=3650,VERIFY_DAYS=3650,AWS_ENDPOINT_URL_S3=$S3_URL" \
+  --env-var "ARCHIVE_ROLE=maintenance,ARCHIVE_SOURCE=s3://raw-up/arch,COMPACT_DEST=s3://compacted/fn,COMPACT_LOOKBACK_DAYS=3650,VERIFY_DAYS=3650,AWS_ENDPOINT_URL_S3=$S3_URL" \
   --env-var "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY,AWS_REGION=$AWS_REGION"
 wait_port "$MAINT_PORT" 120
 for run in first second; do
