@@ -85,30 +85,9 @@ async fn compact(raw: &Path, dest: &Path, options: &CompactOptions) -> CompactSu
     .unwrap()
 }
 
-/// Every file under `dir`, relative path → bytes.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
+#[path = "util/files.rs"]
+mod files_util;
+use files_util::files;
 
 /// The rows of every archive file under `dir` whose key satisfies `keep`, by table-day.
 fn rows_by_day(dir: &Path, keep: impl Fn(&ObjectKey) -> bool) -> BTreeMap<String, Vec<Row>> {

@@ -72,7 +72,7 @@ fn utc_midnight_and_year_boundary() {
         );
         let times: Vec<String> = all_rows(dir.path())
             .into_iter()
-            .map(|(_, r)| r.time)
+            .map(|(_, r)| time(&r))
             .collect();
         assert!(
             times.contains(&"2025-12-31T23:59:59.999Z".to_string()),
@@ -102,7 +102,7 @@ fn kinesis_milliseconds_and_microseconds() {
     );
     let rows = all_rows(dir.path());
     let us = rows.iter().find(|(_, r)| r.event_id == "k-us").unwrap();
-    assert_eq!(us.1.time, "2026-01-01T00:00:00.000Z");
+    assert_eq!(time(&us.1), "2026-01-01T00:00:00.000Z");
     assert_eq!(
         us.1.sequence_number,
         "49657828409187701520019995242508390119953358325192589315"

@@ -1,6 +1,5 @@
 //! Helpers: run the pipeline into a temporary directory and read the archive back.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
@@ -65,42 +64,15 @@ pub fn archive(settings: &Settings, inputs: &[(&str, &[u8])]) -> Summary {
     })
 }
 
-/// Every file under `dir`, relative path → bytes.
-pub fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
+#[path = "../util/files.rs"]
+mod files_util;
+pub use files_util::files;
 
-/// One archived row, every column as text (JSON columns as their raw text).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    pub event_id: String,
-    pub event_name: String,
-    pub table_name: String,
-    pub sequence_number: String,
-    pub time: String,
-    pub stream_view_type: Option<String>,
-    pub size_bytes: Option<i64>,
-    pub ttl_delete: bool,
-    pub keys: String,
-    pub new_image: Option<String>,
-    pub old_image: Option<String>,
-    pub record: String,
+pub use ddb_archiver::archive::reader::Row;
+
+/// A row's `approximate_creation_time` as archived JSON lines write it.
+pub fn time(r: &Row) -> String {
+    ddb_archiver::encode::jsonl::iso_millis(r.time_ms)
 }
 
 pub fn gunzip(bytes: &[u8]) -> String {
@@ -117,24 +89,7 @@ pub fn gunzip(bytes: &[u8]) -> String {
 pub fn read_rows(name: &str, bytes: &[u8]) -> Vec<Row> {
     use ddb_archiver::archive::reader::{self, Projection};
     let format = Format::of_key(name).unwrap_or_else(|| panic!("not an archive file: {name}"));
-    reader::read_rows(format, bytes.to_vec(), name, Projection::ALL)
-        .unwrap()
-        .into_iter()
-        .map(|r| Row {
-            event_id: r.event_id,
-            event_name: r.event_name,
-            table_name: r.table_name,
-            sequence_number: r.sequence_number,
-            time: ddb_archiver::encode::jsonl::iso_millis(r.time_ms),
-            stream_view_type: r.stream_view_type,
-            size_bytes: r.size_bytes,
-            ttl_delete: r.ttl_delete,
-            keys: r.keys,
-            new_image: r.new_image,
-            old_image: r.old_image,
-            record: r.record,
-        })
-        .collect()
+    reader::read_rows(format, bytes.to_vec(), name, Projection::ALL).unwrap()
 }
 
 /// Every archived row under `dir` (not `_rejected/`), with the file it is in.
