@@ -12,6 +12,7 @@ must be the number of distinct changes generated.
 
   bench/compact_day.py [--bin target/release/ddb-archiver] [--raw-bytes 1073741824]
   bench/compact_day.py --smoke      # a few MB, one run: checks, does not time
+  bench/compact_day.py --raw DIR    # generate the raw day into DIR once, reuse it after
 """
 
 import argparse
@@ -115,14 +116,22 @@ def main():
     ap.add_argument("--raw-bytes", type=int, default=1 << 30)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--raw", help="keep the generated raw day here and reuse it on later runs")
     args = ap.parse_args()
     target = 2 << 20 if args.smoke else args.raw_bytes
     work = tempfile.mkdtemp(prefix="ddb-compact-bench-")
     try:
-        raw = os.path.join(work, "raw")
-        distinct = make_raw_day(args.bin, raw, target, work, 5 if args.smoke else 50)
+        raw = args.raw or os.path.join(work, "raw")
+        count = os.path.join(raw, "distinct-changes.txt")
+        if args.raw and os.path.exists(count):
+            with open(count) as f:
+                distinct = int(f.read())
+        else:
+            distinct = make_raw_day(args.bin, raw, target, work, 5 if args.smoke else 50)
+            with open(count, "w") as f:
+                f.write(str(distinct))
         size = raw_bytes(raw)
-        files = sum(len(f) for _, _, f in os.walk(raw))
+        files = sum(sum(n.endswith(".parquet") for n in f) for _, _, f in os.walk(raw))
         print(f"raw day: {size / 1e6:.0f} MB of Parquet in {files} files, {distinct} distinct changes")
 
         out = os.path.join(work, "compacted")

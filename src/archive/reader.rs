@@ -427,6 +427,13 @@ impl Columns {
     }
 }
 
+/// Every row of a record batch holding the standard columns (by name; others are
+/// ignored).
+pub fn batch_rows(batch: &RecordBatch) -> Result<Vec<Row>, String> {
+    let cols = Columns::new(batch, Projection::ALL)?;
+    (0..cols.rows).map(|i| cols.row(i, i + 1)).collect()
+}
+
 impl ParquetRows {
     fn next_row(&mut self, projection: Projection) -> Result<Option<Row>, String> {
         loop {

@@ -10,27 +10,32 @@
 //!   manifest switches to it, and the old version's files are deleted after. Every row
 //!   carries its version in `compaction_version`, so a reader that joins on the
 //!   manifest's version never sees two versions at once.
-//! - **Bounded memory:** rows go through [`crate::archive::order::Sorter`], which spills
-//!   sorted runs to temporary files past its budget; a file is built in memory up to
-//!   `max_file_bytes` and then stored. Peak memory is about
-//!   `memory_budget + max_file_bytes` plus one Arrow batch, whatever the day holds.
+//! - **Bounded memory and every core:** sources are [`read`] on one thread per core into
+//!   Arrow batches, which [`sort`] spills as sorted runs to temporary files past the
+//!   memory budget; the merged runs are [`write`]n with each row group's columns
+//!   encoded on several threads, and a file is built in memory up to `max_file_bytes`
+//!   and then stored. Peak memory is about `memory_budget + max_file_bytes`, plus one
+//!   batch (about 1 MiB) per spilled run and a few fetched sources, whatever the day
+//!   holds.
 //! - **The raw archive is never written to:** only the compacted layer's sink is.
 
 pub mod manifest;
+pub mod read;
+pub mod sort;
+pub mod write;
 
 use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::archive::key::{partition_path, ObjectKey};
-use crate::archive::order::{Change, Sorter};
-use crate::archive::reader::{self, parse_line, Format, Projection};
+use crate::archive::reader::Format;
 use crate::archive::source::{table_days, ArchiveSource, SourceError};
-use crate::decode::ChangeRecord;
-use crate::encode::parquet::{writer_properties, Writer};
 use crate::encode::EncodedFile;
 use crate::schema::SchemaSet;
 use crate::sink::ObjectSink;
-use manifest::{EventIdDigest, Manifest, ManifestFile, ManifestSource};
+use manifest::{EventIdDigest, Manifest, ManifestFile};
+use sort::{IdSorter, RunSorter};
+use write::{FinishedFile, Layout};
 
 /// The column of compacted files that holds their compaction version.
 pub const VERSION_COLUMN: &str = "compaction_version";
@@ -47,9 +52,6 @@ pub const ROW_GROUP_MAX_ROWS: usize = 1 << 20;
 
 /// Default bytes of changes held in memory while sorting, before runs spill to disk.
 pub const DEFAULT_MEMORY_BUDGET: usize = 64 * 1024 * 1024;
-
-/// Changes handed to the Parquet writer at a time, in bytes of their texts.
-const CHUNK_BYTES: usize = 1 << 20;
 
 /// What to compact and how.
 #[derive(Debug, Clone)]
@@ -271,6 +273,7 @@ impl Compactor<'_> {
         if sources.is_empty() {
             return Ok(!report.other_objects.is_empty());
         }
+        sources.sort();
         report.sources = sources.len();
         let version = manifest::version_of(&sources);
         report.version = Some(version.clone());
@@ -286,14 +289,15 @@ impl Compactor<'_> {
             report.duplicates_dropped = p.duplicates_dropped;
             return Ok(true);
         }
-        let (sorter, ids, manifest_sources) = self.read_sources(&sources).await?;
-        report.spilled_runs = sorter.spilled_runs() + ids.spilled_runs();
-        let files = self
-            .write_files(table, date, &version, sorter, report)
+        let budget = self.options.memory_budget;
+        let (sorters, manifest_sources) =
+            read::read_sources(self.source, &sources, budget - budget / 8, self.progress).await?;
+        let (files, ids) = self
+            .write_files(table, date, &version, sorters, report)
             .await?;
         let mut digest = EventIdDigest::default();
-        for c in ids.into_sorted().map_err(|e| e.to_string())? {
-            digest.push(&c.map_err(|e| e.to_string())?.event_id);
+        for id in ids.into_distinct().map_err(|e| e.to_string())? {
+            digest.push(&id.map_err(|e| e.to_string())?);
         }
         if digest.count() != report.rows {
             return Err(format!(
@@ -357,192 +361,103 @@ impl Compactor<'_> {
         }
     }
 
-    /// Reads every source object into the sorters, with its size and checksum.
-    async fn read_sources(
-        &self,
-        keys: &[String],
-    ) -> Result<(Sorter, Sorter, Vec<ManifestSource>), String> {
-        let budget = self.options.memory_budget;
-        let mut sorter = Sorter::new(budget - budget / 8);
-        let mut ids = Sorter::new(budget / 8);
-        let mut sources = Vec::with_capacity(keys.len());
-        for key in keys {
-            let location = self.source.location(key);
-            let bytes = self.source.get(key).await.map_err(|e| e.to_string())?;
-            sources.push(ManifestSource {
-                location: location.clone(),
-                key: key.clone(),
-                bytes: bytes.len() as u64,
-                sha256: manifest::sha256_hex(&bytes),
-            });
-            let format =
-                Format::of_key(key).ok_or_else(|| format!("{location}: not an archive file"))?;
-            let rows = reader::rows(format, bytes, &location, Projection::ALL)
-                .map_err(|e| e.to_string())?;
-            for row in rows {
-                let row = row.map_err(|e| e.to_string())?;
-                let (time_ms, sequence_number, event_id) = (
-                    row.time_ms,
-                    row.sequence_number.clone(),
-                    row.event_id.clone(),
-                );
-                let change = row
-                    .into_change()
-                    .map_err(|e| format!("corrupt archive file {location}: {e}"))?;
-                let mut line = Vec::with_capacity(change.approx_bytes() + 256);
-                crate::encode::jsonl::write_line(&mut line, &change);
-                let line = String::from_utf8(line).map_err(|e| e.to_string())?;
-                ids.push(Change {
-                    group: event_id.clone(),
-                    time_ms: 0,
-                    sequence_number: String::new(),
-                    event_id: event_id.clone(),
-                    record: String::new(),
-                })
-                .map_err(|e| e.to_string())?;
-                sorter
-                    .push(Change {
-                        group: String::new(),
-                        time_ms,
-                        sequence_number,
-                        event_id,
-                        record: line,
-                    })
-                    .map_err(|e| e.to_string())?;
-                self.progress.inc(1);
-            }
-        }
-        Ok((sorter, ids, sources))
-    }
-
-    /// Writes the sorted, deduplicated changes as the version's files.
+    /// Writes the sorted, deduplicated rows as the version's files (on a thread of their
+    /// own, storing each file as it is finished); the written event IDs for the digest.
     async fn write_files(
         &self,
         table: &str,
         date: NaiveDate,
         version: &str,
-        sorter: Sorter,
+        sorters: Vec<RunSorter>,
         report: &mut DayReport,
-    ) -> Result<Vec<ManifestFile>, String> {
-        let mut out = FileSet {
-            compactor: self,
-            table,
-            date,
-            version,
-            writer: None,
-            part: 0,
-            rows_in_file: 0,
-            files: Vec::new(),
+    ) -> Result<(Vec<ManifestFile>, IdSorter), String> {
+        let options = self.options;
+        let layout = Layout {
+            schema: options.schemas.get(table).cloned(),
+            version: (VERSION_COLUMN.to_string(), version.to_string()),
+            max_file_bytes: options.max_file_bytes,
+            row_group_bytes: options.row_group_bytes,
+            row_group_max_rows: ROW_GROUP_MAX_ROWS,
+            ids_budget: options.memory_budget / 8,
+            encoders: read::worker_count(),
         };
-        let mut sorted = sorter.into_sorted().map_err(|e| e.to_string())?;
-        let mut chunk: Vec<ChangeRecord> = Vec::new();
-        let mut chunk_bytes = 0;
-        for change in sorted.by_ref() {
-            let change = change.map_err(|e| e.to_string())?;
-            let record = parse_line(&change.record, Projection::ALL)
-                .and_then(reader::Row::into_change)
-                .map_err(|e| format!("temporary sort file: {e}"))?;
-            chunk_bytes += record.approx_bytes();
-            chunk.push(record);
-            report.rows += 1;
-            // Small files get small chunks, so a file ends near its size limit.
-            if chunk_bytes >= CHUNK_BYTES.min(self.options.max_file_bytes / 8) {
-                out.write(&chunk).await?;
-                chunk.clear();
-                chunk_bytes = 0;
+        const STOPPED: &str = "storing the compacted files stopped";
+        let (files_tx, mut files_rx) = tokio::sync::mpsc::channel::<FinishedFile>(1);
+        let (ack_tx, ack_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("compact-write".into())
+            .spawn(move || {
+                let mut store = move |file: FinishedFile| -> Result<(), String> {
+                    files_tx
+                        .blocking_send(file)
+                        .map_err(|_| STOPPED.to_string())?;
+                    ack_rx.recv().map_err(|_| STOPPED.to_string())?
+                };
+                let written = write::write_sorted(sorters, &layout, &mut store);
+                drop(store);
+                let _ = done_tx.send(written);
+            });
+        spawned.map_err(|e| format!("starting the writing thread: {e}"))?;
+        let mut files = Vec::new();
+        let mut store_error = None;
+        while let Some(file) = files_rx.recv().await {
+            let part = u32::try_from(files.len()).unwrap_or(u32::MAX);
+            match self.store_file(table, date, version, part, file).await {
+                Ok(f) => {
+                    files.push(f);
+                    let _ = ack_tx.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = ack_tx.send(Err(e.clone()));
+                    store_error = Some(e);
+                    break;
+                }
             }
         }
-        out.write(&chunk).await?;
-        report.duplicates_dropped = sorted.duplicates() as u64;
-        out.finish_file().await?;
-        report.files = out
-            .files
-            .iter()
-            .map(|f| self.sink.location(&f.key))
-            .collect();
-        Ok(out.files)
-    }
-}
-
-/// The files of one version being written.
-struct FileSet<'c, 'a> {
-    compactor: &'c Compactor<'a>,
-    table: &'c str,
-    date: NaiveDate,
-    version: &'c str,
-    writer: Option<Writer<Vec<u8>>>,
-    part: u32,
-    rows_in_file: u64,
-    files: Vec<ManifestFile>,
-}
-
-impl FileSet<'_, '_> {
-    async fn write(&mut self, chunk: &[ChangeRecord]) -> Result<(), String> {
-        if chunk.is_empty() {
-            return Ok(());
+        drop(files_rx);
+        let written = done_rx.await.map_err(|_| STOPPED.to_string())?;
+        if let Some(e) = store_error {
+            return Err(e);
         }
-        let options = self.compactor.options;
-        let writer = match &mut self.writer {
-            Some(w) => w,
-            None => {
-                let properties = writer_properties()
-                    .into_builder()
-                    .set_max_row_group_size(ROW_GROUP_MAX_ROWS)
-                    .build();
-                self.writer.insert(
-                    Writer::new(
-                        Vec::new(),
-                        options.schemas.get(self.table),
-                        Some((VERSION_COLUMN, self.version)),
-                        properties,
-                    )
-                    .map_err(|e| e.to_string())?,
-                )
-            }
-        };
-        writer.write(chunk).map_err(|e| e.to_string())?;
-        self.rows_in_file += chunk.len() as u64;
-        if writer.row_group_size() >= options.row_group_bytes {
-            writer.end_row_group().map_err(|e| e.to_string())?;
-        }
-        if writer.size() >= options.max_file_bytes {
-            self.finish_file().await?;
-        }
-        Ok(())
+        let written = written?;
+        report.rows = written.rows;
+        report.duplicates_dropped = written.duplicates;
+        report.spilled_runs = written.spilled_runs + written.ids.spilled_runs();
+        report.files = files.iter().map(|f| self.sink.location(&f.key)).collect();
+        Ok((files, written.ids))
     }
 
-    async fn finish_file(&mut self) -> Result<(), String> {
-        let Some(writer) = self.writer.take() else {
-            return Ok(());
-        };
-        let body = writer.finish().map_err(|e| e.to_string())?;
+    /// Stores one finished file as part `part` of the version.
+    async fn store_file(
+        &self,
+        table: &str,
+        date: NaiveDate,
+        version: &str,
+        part: u32,
+        file: FinishedFile,
+    ) -> Result<ManifestFile, String> {
         let key = ObjectKey::Compacted {
-            table: self.table.to_string(),
-            date: self.date,
-            version: self.version.to_string(),
-            part: self.part,
+            table: table.to_string(),
+            date,
+            version: version.to_string(),
+            part,
         }
         .key();
-        self.part += 1;
-        let file = ManifestFile {
+        let described = ManifestFile {
             key: key.clone(),
-            bytes: body.len() as u64,
-            sha256: manifest::sha256_hex(&body),
-            rows: std::mem::take(&mut self.rows_in_file),
+            bytes: file.body.len() as u64,
+            sha256: manifest::sha256_hex(&file.body),
+            rows: file.rows,
         };
         let encoded = EncodedFile {
             key,
-            body,
+            body: file.body,
             content_type: Format::Parquet.content_type(),
             content_encoding: None,
             records: usize::try_from(file.rows).unwrap_or(usize::MAX),
         };
-        self.compactor
-            .sink
-            .put(&encoded)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.files.push(file);
-        Ok(())
+        self.sink.put(&encoded).await.map_err(|e| e.to_string())?;
+        Ok(described)
     }
 }

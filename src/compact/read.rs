@@ -1,0 +1,290 @@
+//! Read: a table-day's source objects fetched a few at a time and decoded on one worker
+//! thread per core into Arrow batches of the standard columns (Parquet sources
+//! column by column, gzip JSON lines through their changes), each worker sorting what it
+//! read within its share of the memory budget. Every object is also measured and
+//! hashed for the manifest. The first corrupt object stops the day, named.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
+use arrow::datatypes::{DataType, TimeUnit};
+use futures_util::StreamExt;
+
+use super::manifest::{self, ManifestSource};
+use super::sort::{sort_schema, RunSorter};
+use crate::archive::reader::{self, CorruptFile, Format, Projection, Row};
+use crate::archive::source::ArchiveSource;
+use crate::decode::{ChangeRecord, EventName};
+use crate::encode::parquet::standard_columns;
+
+/// Source objects fetched ahead of the decoding workers.
+const FETCH_AHEAD: usize = 4;
+
+/// Rows of a gzip JSON lines source per Arrow batch.
+const JSONL_BATCH_ROWS: usize = 4096;
+
+/// One fetched object for a worker.
+struct Job {
+    index: usize,
+    key: String,
+    location: String,
+    bytes: Vec<u8>,
+}
+
+/// What a worker read.
+struct WorkerOutput {
+    sorter: RunSorter,
+    sources: Vec<(usize, ManifestSource)>,
+}
+
+/// Threads that decode and sort: one per core, at most 4.
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+/// Reads every object of `keys` (sorted) into sorters that together hold at most about
+/// `budget` bytes, and describes each object for the manifest, in key order.
+pub async fn read_sources(
+    source: &dyn ArchiveSource,
+    keys: &[String],
+    budget: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Vec<RunSorter>, Vec<ManifestSource>), String> {
+    let workers = worker_count().min(keys.len().max(1));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Job>(workers);
+    let rx = Arc::new(Mutex::new(rx));
+    let failed = Arc::new(AtomicBool::new(false));
+    let mut results = Vec::new();
+    for _ in 0..workers {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let rx = Arc::clone(&rx);
+        let failed = Arc::clone(&failed);
+        let progress = progress.clone();
+        let share = budget / workers;
+        std::thread::Builder::new()
+            .name("compact-read".into())
+            .spawn(move || {
+                let out = work(&rx, &failed, share, &progress);
+                if out.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                let _ = done.send(out);
+            })
+            .map_err(|e| format!("starting a reading thread: {e}"))?;
+        results.push(result);
+    }
+    // Only the workers hold the receiver: once they have all stopped, sending fails.
+    drop(rx);
+    let mut fetched = futures_util::stream::iter(keys.iter().enumerate())
+        .map(|(index, key)| async move {
+            let bytes = source.get(key).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(Job {
+                index,
+                key: key.clone(),
+                location: source.location(key),
+                bytes,
+            })
+        })
+        .buffered(FETCH_AHEAD);
+    let mut fetch_error = None;
+    while let Some(job) = fetched.next().await {
+        if failed.load(Ordering::Relaxed) {
+            break;
+        }
+        match job {
+            Ok(job) => {
+                if tx.send(job).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                fetch_error = Some(e);
+                failed.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let mut sorters = Vec::new();
+    let mut described = Vec::new();
+    let mut first_error = fetch_error;
+    for result in results {
+        match result.await {
+            Ok(Ok(out)) => {
+                sorters.push(out.sorter);
+                described.extend(out.sources);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert_with(|| "a reading thread stopped".to_string());
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    described.sort_by_key(|(index, _)| *index);
+    Ok((sorters, described.into_iter().map(|(_, s)| s).collect()))
+}
+
+/// One worker: takes objects until there are none, or until any worker has failed.
+fn work(
+    rx: &Mutex<tokio::sync::mpsc::Receiver<Job>>,
+    failed: &AtomicBool,
+    budget: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<WorkerOutput, String> {
+    let mut out = WorkerOutput {
+        sorter: RunSorter::new(budget),
+        sources: Vec::new(),
+    };
+    loop {
+        let job = match rx.lock() {
+            Ok(mut rx) => rx.blocking_recv(),
+            Err(_) => None,
+        };
+        let Some(job) = job else { break };
+        if failed.load(Ordering::Relaxed) {
+            break;
+        }
+        out.sources.push((
+            job.index,
+            ManifestSource {
+                location: job.location.clone(),
+                key: job.key.clone(),
+                bytes: job.bytes.len() as u64,
+                sha256: manifest::sha256_hex(&job.bytes),
+            },
+        ));
+        let format = Format::of_key(&job.key)
+            .ok_or_else(|| format!("{}: not an archive file", job.location))?;
+        let first = (job.index as u64) << 32;
+        let sorter = &mut out.sorter;
+        let mut push = |batch: RecordBatch| -> Result<(), String> {
+            progress.inc(batch.num_rows() as u64);
+            sorter.push(batch).map_err(|e| e.to_string())
+        };
+        match format {
+            Format::Parquet => read_parquet(job.bytes, &job.location, first, &mut push)?,
+            Format::JsonlGz => read_jsonl(job.bytes, &job.location, first, &mut push)?,
+        }
+    }
+    Ok(out)
+}
+
+/// The standard columns of each batch of a Parquet source, checked.
+fn read_parquet(
+    bytes: Vec<u8>,
+    location: &str,
+    first: u64,
+    push: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+) -> Result<(), String> {
+    let corrupt = |reason: String| {
+        CorruptFile {
+            location: location.to_string(),
+            reason,
+        }
+        .to_string()
+    };
+    let batches =
+        reader::parquet_batches(bytes, location, Projection::ALL).map_err(|e| e.to_string())?;
+    let mut next = first;
+    for batch in batches {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        let rows = batch.num_rows() as u64;
+        let batch = conform(&batch, next).map_err(corrupt)?;
+        next += rows;
+        push(batch)?;
+    }
+    Ok(())
+}
+
+/// A Parquet source's batch as [`sort_schema`]: its standard columns, type- and
+/// null-checked, with every `event_name` valid, and the read order appended.
+fn conform(batch: &RecordBatch, first: u64) -> Result<RecordBatch, String> {
+    let schema = sort_schema();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields().iter().take(schema.fields().len() - 1) {
+        let name = field.name();
+        let array = batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("no column `{name}`"))?;
+        let array = match (array.data_type(), field.data_type()) {
+            (a, b) if a == b => Arc::clone(array),
+            // The same instants, whatever time zone the file's Arrow schema names.
+            (
+                DataType::Timestamp(TimeUnit::Millisecond, _),
+                DataType::Timestamp(TimeUnit::Millisecond, _),
+            ) => arrow::compute::cast(array, field.data_type()).map_err(|e| e.to_string())?,
+            (have, _) => {
+                return Err(format!(
+                    "column `{name}` is {have}, not {}",
+                    field.data_type()
+                ))
+            }
+        };
+        if !field.is_nullable() && array.null_count() > 0 {
+            let row = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
+            return Err(format!("row {}: `{name}` is null", row + 1));
+        }
+        columns.push(array);
+    }
+    if let Some(names) = columns.get(1).and_then(|c| c.as_string_opt::<i32>()) {
+        if let Some((row, name)) = names
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.is_some_and(|n| EventName::parse(n).is_none()))
+        {
+            return Err(format!(
+                "row {}: event_name {:?} is not INSERT, MODIFY or REMOVE",
+                row + 1,
+                name.unwrap_or_default()
+            ));
+        }
+    }
+    let rows = batch.num_rows() as u64;
+    columns.push(Arc::new(UInt64Array::from_iter_values(first..first + rows)));
+    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+}
+
+/// The changes of a gzip JSON lines source, in batches.
+fn read_jsonl(
+    bytes: Vec<u8>,
+    location: &str,
+    first: u64,
+    push: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+) -> Result<(), String> {
+    let rows = reader::rows(Format::JsonlGz, bytes, location, Projection::ALL)
+        .map_err(|e| e.to_string())?;
+    let mut chunk: Vec<ChangeRecord> = Vec::with_capacity(JSONL_BATCH_ROWS);
+    let mut next = first;
+    let mut flush = |chunk: &mut Vec<ChangeRecord>, next: &mut u64| -> Result<(), String> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let n = chunk.len() as u64;
+        let mut columns = standard_columns(chunk);
+        columns.push(Arc::new(UInt64Array::from_iter_values(*next..*next + n)));
+        *next += n;
+        chunk.clear();
+        let batch = RecordBatch::try_new(sort_schema(), columns).map_err(|e| e.to_string())?;
+        push(batch)
+    };
+    for row in rows {
+        let row: Row = row.map_err(|e| e.to_string())?;
+        let change = row
+            .into_change()
+            .map_err(|e| format!("corrupt archive file {location}: {e}"))?;
+        chunk.push(change);
+        if chunk.len() == JSONL_BATCH_ROWS {
+            flush(&mut chunk, &mut next)?;
+        }
+    }
+    flush(&mut chunk, &mut next)
+}

@@ -1,0 +1,625 @@
+//! Sort: a table-day's rows, as Arrow record batches, put in stream order —
+//! `approximate_creation_time`, then sequence number compared numerically, then
+//! `event_id`, then where the row was read ([`ORDER_COLUMN`]) — with each `event_id`
+//! once.
+//!
+//! Batches are held up to a byte budget. Past it they are sorted and spilled to an
+//! anonymous temporary file as an Arrow IPC stream, in batches of about
+//! [`RUN_BATCH_BYTES`], and the runs are merged: memory stays bounded whatever the day
+//! holds (the budget, plus one batch per run while merging), and no row is ever parsed
+//! or copied one field at a time. The last key makes the order total, so the output is
+//! the same whichever thread read which object: of two copies of one event, the one
+//! read first (lowest object key, then row) is kept.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::compute::interleave_record_batch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType, UInt64Type};
+use arrow::error::ArrowError;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+
+use crate::archive::order::cmp_sequence;
+use crate::encode::parquet::standard_fields;
+
+/// The hidden last column of sorted batches: `(object index << 32) | row`, where the
+/// row was read. It is never written to a compacted file.
+pub const ORDER_COLUMN: &str = "_read_order";
+
+/// About this many bytes per batch of a sorted run.
+pub const RUN_BATCH_BYTES: usize = 1 << 20;
+
+const EVENT_ID: usize = 0;
+const SEQUENCE_NUMBER: usize = 3;
+const TIME: usize = 4;
+const ORDER: usize = 12;
+
+/// A sorted run could not be written to or read back from its temporary file.
+#[derive(Debug, thiserror::Error)]
+pub enum SortError {
+    /// The temporary file failed.
+    #[error("temporary sort file: {0}")]
+    Io(#[from] std::io::Error),
+    /// A batch could not be built, spilled or read back.
+    #[error("sorting rows: {0}")]
+    Arrow(#[from] ArrowError),
+}
+
+/// The schema of sorted batches: the standard columns, then [`ORDER_COLUMN`].
+pub fn sort_schema() -> SchemaRef {
+    let mut fields = standard_fields();
+    fields.push(Field::new(ORDER_COLUMN, DataType::UInt64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// The ordering columns of one batch.
+struct Keys {
+    time: TimestampMillisecondArray,
+    sequence_number: StringArray,
+    event_id: StringArray,
+    order: arrow::array::UInt64Array,
+}
+
+impl Keys {
+    fn of(batch: &RecordBatch) -> Result<Keys, ArrowError> {
+        let wrong = |name: &str| ArrowError::SchemaError(format!("sorted batch: bad `{name}`"));
+        Ok(Keys {
+            time: batch
+                .column(TIME)
+                .as_primitive_opt::<TimestampMillisecondType>()
+                .ok_or_else(|| wrong("approximate_creation_time"))?
+                .clone(),
+            sequence_number: batch
+                .column(SEQUENCE_NUMBER)
+                .as_string_opt::<i32>()
+                .ok_or_else(|| wrong("sequence_number"))?
+                .clone(),
+            event_id: batch
+                .column(EVENT_ID)
+                .as_string_opt::<i32>()
+                .ok_or_else(|| wrong("event_id"))?
+                .clone(),
+            order: batch
+                .columns()
+                .get(ORDER)
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+                .ok_or_else(|| wrong(ORDER_COLUMN))?
+                .clone(),
+        })
+    }
+}
+
+/// Stream order of row `i` of `a` and row `j` of `b`.
+fn cmp_rows(a: &Keys, i: usize, b: &Keys, j: usize) -> Ordering {
+    a.time
+        .value(i)
+        .cmp(&b.time.value(j))
+        .then_with(|| cmp_sequence(a.sequence_number.value(i), b.sequence_number.value(j)))
+        .then_with(|| a.event_id.value(i).cmp(b.event_id.value(j)))
+        .then_with(|| a.order.value(i).cmp(&b.order.value(j)))
+}
+
+/// Sorts batches of [`sort_schema`] within a memory budget.
+#[derive(Debug)]
+pub struct RunSorter {
+    budget: usize,
+    held: Vec<RecordBatch>,
+    held_bytes: usize,
+    runs: Vec<File>,
+    duplicates: u64,
+}
+
+impl RunSorter {
+    /// A sorter holding at most about `budget` bytes of batches in memory.
+    pub fn new(budget: usize) -> Self {
+        RunSorter {
+            budget,
+            held: Vec::new(),
+            held_bytes: 0,
+            runs: Vec::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// Adds a batch of [`sort_schema`], spilling a sorted run when the budget is passed.
+    pub fn push(&mut self, batch: RecordBatch) -> Result<(), SortError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.held_bytes += batch.get_array_memory_size();
+        self.held.push(batch);
+        if self.held_bytes > self.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Runs spilled to temporary files so far.
+    pub fn spilled_runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The held batches, sorted, without duplicates, in batches of about
+    /// [`RUN_BATCH_BYTES`].
+    fn sort_held(&mut self) -> Result<Vec<RecordBatch>, SortError> {
+        let held = std::mem::take(&mut self.held);
+        let held_bytes = std::mem::take(&mut self.held_bytes);
+        let keys = held.iter().map(Keys::of).collect::<Result<Vec<_>, _>>()?;
+        let mut rows: Vec<(usize, usize)> = held
+            .iter()
+            .enumerate()
+            .flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r)))
+            .collect();
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let per_batch = (RUN_BATCH_BYTES * rows.len() / held_bytes.max(1)).max(1);
+        rows.sort_unstable_by(|&(a, i), &(b, j)| cmp_rows(&keys[a], i, &keys[b], j));
+        let before = rows.len();
+        rows.dedup_by(|&mut (b, j), &mut (a, i)| {
+            keys[a].event_id.value(i) == keys[b].event_id.value(j)
+        });
+        self.duplicates += (before - rows.len()) as u64;
+        let refs: Vec<&RecordBatch> = held.iter().collect();
+        rows.chunks(per_batch)
+            .map(|chunk| interleave_record_batch(&refs, chunk).map_err(SortError::from))
+            .collect()
+    }
+
+    fn spill(&mut self) -> Result<(), SortError> {
+        let sorted = self.sort_held()?;
+        let Some(first) = sorted.first() else {
+            return Ok(());
+        };
+        let mut out =
+            StreamWriter::try_new(BufWriter::new(tempfile::tempfile()?), &first.schema())?;
+        for batch in &sorted {
+            out.write(batch)?;
+        }
+        out.finish()?;
+        let mut file = out.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        self.runs.push(file);
+        tracing::debug!(runs = self.runs.len(), "sorted run spilled");
+        Ok(())
+    }
+}
+
+/// One sorted run being merged.
+enum RunInput {
+    Memory(std::vec::IntoIter<RecordBatch>),
+    File(Box<StreamReader<BufReader<File>>>),
+}
+
+impl RunInput {
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, SortError> {
+        loop {
+            let next = match self {
+                RunInput::Memory(it) => it.next(),
+                RunInput::File(reader) => reader.next().transpose()?,
+            };
+            match next {
+                Some(b) if b.num_rows() == 0 => continue,
+                other => return Ok(other),
+            }
+        }
+    }
+}
+
+struct Cursor {
+    input: RunInput,
+    keys: Keys,
+    slot: usize,
+    row: usize,
+    rows: usize,
+}
+
+/// The merged output of one or more [`RunSorter`]s: batches in stream order, each
+/// `event_id` once.
+pub struct Merged {
+    cursors: Vec<Cursor>,
+    pool: Vec<RecordBatch>,
+    last_event_id: Option<String>,
+    duplicates: u64,
+    spilled_runs: usize,
+}
+
+impl Merged {
+    /// Merges the sorters' runs: each one's spilled files and its held batches.
+    pub fn new(sorters: Vec<RunSorter>) -> Result<Merged, SortError> {
+        let mut inputs = Vec::new();
+        let mut duplicates = 0;
+        let mut spilled_runs = 0;
+        for mut sorter in sorters {
+            let memory = sorter.sort_held()?;
+            duplicates += sorter.duplicates;
+            spilled_runs += sorter.runs.len();
+            for file in sorter.runs {
+                inputs.push(RunInput::File(Box::new(StreamReader::try_new_buffered(
+                    file, None,
+                )?)));
+            }
+            inputs.push(RunInput::Memory(memory.into_iter()));
+        }
+        let mut merged = Merged {
+            cursors: Vec::new(),
+            pool: Vec::new(),
+            last_event_id: None,
+            duplicates,
+            spilled_runs,
+        };
+        for mut input in inputs {
+            if let Some(batch) = input.next_batch()? {
+                let cursor = merged.cursor(input, batch)?;
+                merged.cursors.push(cursor);
+            }
+        }
+        Ok(merged)
+    }
+
+    fn cursor(&mut self, input: RunInput, batch: RecordBatch) -> Result<Cursor, SortError> {
+        let keys = Keys::of(&batch)?;
+        let rows = batch.num_rows();
+        self.pool.push(batch);
+        Ok(Cursor {
+            input,
+            keys,
+            slot: self.pool.len() - 1,
+            row: 0,
+            rows,
+        })
+    }
+
+    /// Copies of events dropped so far.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// Runs that were spilled to temporary files.
+    pub fn spilled_runs(&self) -> usize {
+        self.spilled_runs
+    }
+
+    /// The next batch of up to about `max_bytes` (at least one row), `None` at the end.
+    pub fn next_batch(&mut self, max_bytes: usize) -> Result<Option<RecordBatch>, SortError> {
+        let mut picked: Vec<(usize, usize)> = Vec::new();
+        let mut bytes = 0;
+        while bytes < max_bytes {
+            let Some(best) = self.smallest() else { break };
+            let c = &mut self.cursors[best];
+            let id = c.keys.event_id.value(c.row);
+            if self.last_event_id.as_deref() == Some(id) {
+                self.duplicates += 1;
+            } else {
+                match &mut self.last_event_id {
+                    Some(last) => {
+                        last.clear();
+                        last.push_str(id);
+                    }
+                    None => self.last_event_id = Some(id.to_string()),
+                }
+                picked.push((c.slot, c.row));
+                bytes += row_bytes(&self.pool[c.slot], c.row);
+            }
+            c.row += 1;
+            if c.row == c.rows {
+                self.advance(best)?;
+            }
+        }
+        if picked.is_empty() {
+            return Ok(None);
+        }
+        let refs: Vec<&RecordBatch> = self.pool.iter().collect();
+        let out = interleave_record_batch(&refs, &picked)?;
+        self.release_pool();
+        Ok(Some(out))
+    }
+
+    /// The cursor whose current row comes first.
+    fn smallest(&self) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (i, c) in self.cursors.iter().enumerate() {
+            best = match best {
+                Some(b) => {
+                    let o = &self.cursors[b];
+                    if cmp_rows(&c.keys, c.row, &o.keys, o.row) == Ordering::Less {
+                        Some(i)
+                    } else {
+                        Some(b)
+                    }
+                }
+                None => Some(i),
+            };
+        }
+        best
+    }
+
+    /// Moves cursor `i` to its run's next batch, or drops it at the run's end.
+    fn advance(&mut self, i: usize) -> Result<(), SortError> {
+        match self.cursors[i].input.next_batch()? {
+            Some(batch) => {
+                self.cursors[i].keys = Keys::of(&batch)?;
+                self.cursors[i].rows = batch.num_rows();
+                self.cursors[i].row = 0;
+                self.pool.push(batch);
+                self.cursors[i].slot = self.pool.len() - 1;
+            }
+            None => {
+                self.cursors.swap_remove(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps only the batches that cursors still read from.
+    fn release_pool(&mut self) {
+        let mut kept = Vec::with_capacity(self.cursors.len());
+        for c in &mut self.cursors {
+            kept.push(self.pool[c.slot].clone());
+            c.slot = kept.len() - 1;
+        }
+        self.pool = kept;
+    }
+}
+
+/// Sorts event IDs within a memory budget, for the manifest's digest: spilled runs
+/// are length-prefixed texts, merged back as distinct IDs in byte order.
+#[derive(Debug)]
+pub struct IdSorter {
+    budget: usize,
+    held: Vec<String>,
+    held_bytes: usize,
+    runs: Vec<File>,
+}
+
+impl IdSorter {
+    /// A sorter holding at most about `budget` bytes of IDs in memory.
+    pub fn new(budget: usize) -> Self {
+        IdSorter {
+            budget,
+            held: Vec::new(),
+            held_bytes: 0,
+            runs: Vec::new(),
+        }
+    }
+
+    /// Adds an ID, spilling a sorted run when the budget is passed.
+    pub fn push(&mut self, id: &str) -> Result<(), SortError> {
+        self.held_bytes += id.len() + 40;
+        self.held.push(id.to_string());
+        if self.held_bytes > self.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Runs spilled to temporary files so far.
+    pub fn spilled_runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    fn sort_held(&mut self) -> Vec<String> {
+        let mut held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        held.sort_unstable();
+        held.dedup();
+        held
+    }
+
+    fn spill(&mut self) -> Result<(), SortError> {
+        let mut out = BufWriter::new(tempfile::tempfile()?);
+        for id in self.sort_held() {
+            let len = u32::try_from(id.len()).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "an event ID over 4 GiB")
+            })?;
+            out.write_all(&len.to_le_bytes())?;
+            out.write_all(id.as_bytes())?;
+        }
+        let mut file = out.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        self.runs.push(file);
+        Ok(())
+    }
+
+    /// Every distinct ID, in byte order.
+    pub fn into_distinct(mut self) -> Result<DistinctIds, SortError> {
+        if self.runs.is_empty() {
+            return Ok(DistinctIds {
+                memory: self.sort_held().into_iter(),
+                readers: Vec::new(),
+                heap: BinaryHeap::new(),
+                last: None,
+            });
+        }
+        if !self.held.is_empty() {
+            self.spill()?;
+        }
+        let mut readers: Vec<BufReader<File>> = self.runs.into_iter().map(BufReader::new).collect();
+        let mut heap = BinaryHeap::new();
+        for (i, r) in readers.iter_mut().enumerate() {
+            if let Some(id) = read_id(r)? {
+                heap.push(Reverse((id, i)));
+            }
+        }
+        Ok(DistinctIds {
+            memory: Vec::new().into_iter(),
+            readers,
+            heap,
+            last: None,
+        })
+    }
+}
+
+fn read_id(input: &mut BufReader<File>) -> Result<Option<String>, SortError> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+    input.read_exact(&mut buf)?;
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()).into())
+}
+
+/// Distinct event IDs in byte order.
+pub struct DistinctIds {
+    memory: std::vec::IntoIter<String>,
+    readers: Vec<BufReader<File>>,
+    heap: BinaryHeap<Reverse<(String, usize)>>,
+    last: Option<String>,
+}
+
+impl Iterator for DistinctIds {
+    type Item = Result<String, SortError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.readers.is_empty() {
+            return self.memory.next().map(Ok);
+        }
+        loop {
+            let Reverse((id, i)) = self.heap.pop()?;
+            match read_id(&mut self.readers[i]) {
+                Ok(Some(next)) => self.heap.push(Reverse((next, i))),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            if self.last.as_deref() != Some(id.as_str()) {
+                self.last = Some(id.clone());
+                return Some(Ok(id));
+            }
+        }
+    }
+}
+
+/// Approximate bytes of one row: its texts plus fixed-width fields.
+fn row_bytes(batch: &RecordBatch, row: usize) -> usize {
+    let mut n = 64;
+    for column in batch.columns() {
+        if let Some(s) = column.as_string_opt::<i32>() {
+            if s.is_valid(row) {
+                n += s.value_length(row).unsigned_abs() as usize;
+            }
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, BooleanArray, Int64Array, UInt64Array};
+
+    fn batch(rows: &[(i64, &str, &str)], first_order: u64) -> RecordBatch {
+        let n = rows.len();
+        let text = |f: &dyn Fn(&(i64, &str, &str)) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            text(&|r| r.2.to_string()),
+            text(&|_| "INSERT".to_string()),
+            text(&|_| "t".to_string()),
+            text(&|r| r.1.to_string()),
+            Arc::new(
+                TimestampMillisecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(vec![None::<&str>; n])),
+            Arc::new(Int64Array::from(vec![None::<i64>; n])),
+            Arc::new(BooleanArray::from(vec![false; n])),
+            text(&|_| "{}".to_string()),
+            Arc::new(StringArray::from(vec![None::<&str>; n])),
+            Arc::new(StringArray::from(vec![None::<&str>; n])),
+            text(&|r| format!("{{\"id\":\"{}\"}}", r.2)),
+            Arc::new(UInt64Array::from(
+                (0..n as u64).map(|i| first_order + i).collect::<Vec<_>>(),
+            )),
+        ];
+        RecordBatch::try_new(sort_schema(), columns).unwrap()
+    }
+
+    fn merged_ids(
+        budget: usize,
+        batches: &[RecordBatch],
+        max_bytes: usize,
+    ) -> (Vec<String>, u64, usize) {
+        let mut a = RunSorter::new(budget);
+        let mut b = RunSorter::new(budget);
+        for (i, x) in batches.iter().enumerate() {
+            if i % 2 == 0 {
+                a.push(x.clone()).unwrap()
+            } else {
+                b.push(x.clone()).unwrap()
+            }
+        }
+        let mut m = Merged::new(vec![a, b]).unwrap();
+        let mut ids = Vec::new();
+        while let Some(out) = m.next_batch(max_bytes).unwrap() {
+            let col = out.column(EVENT_ID).as_string::<i32>();
+            ids.extend(col.iter().map(|v| v.unwrap().to_string()));
+        }
+        (ids, m.duplicates(), m.spilled_runs())
+    }
+
+    #[test]
+    fn ids_come_back_distinct_and_sorted_in_memory_or_spilled() {
+        let ids: Vec<String> = (0..2_000)
+            .map(|i| format!("id-{}", (i * 7919) % 1_500))
+            .collect();
+        let mut want = ids.clone();
+        want.sort();
+        want.dedup();
+        for budget in [usize::MAX, 3_000] {
+            let mut s = IdSorter::new(budget);
+            for id in &ids {
+                s.push(id).unwrap();
+            }
+            assert_eq!(s.spilled_runs() > 5, budget == 3_000);
+            let got: Vec<String> = s.into_distinct().unwrap().map(Result::unwrap).collect();
+            assert_eq!(got, want, "budget {budget}");
+        }
+    }
+
+    #[test]
+    fn memory_and_spilled_runs_give_the_same_order_without_duplicates() {
+        let mut rows = Vec::new();
+        for i in 0..600i64 {
+            // Times repeat, sequence numbers cross a digit boundary, some events twice.
+            rows.push((i / 7, (1000 - i).to_string(), format!("e{i:04}")));
+            if i % 11 == 0 {
+                rows.push((i / 7, (1000 - i).to_string(), format!("e{i:04}")));
+            }
+        }
+        rows.reverse();
+        let batches: Vec<RecordBatch> = rows
+            .chunks(37)
+            .enumerate()
+            .map(|(k, c)| {
+                let c: Vec<(i64, &str, &str)> = c
+                    .iter()
+                    .map(|(t, s, e)| (*t, s.as_str(), e.as_str()))
+                    .collect();
+                batch(&c, (k as u64) << 32)
+            })
+            .collect();
+        let mut want = rows.clone();
+        want.sort_by_key(|a| (a.0, a.1.parse::<u64>().unwrap()));
+        want.dedup_by(|a, b| a.2 == b.2);
+        let want: Vec<String> = want.into_iter().map(|r| r.2).collect();
+        let (mem, mem_dups, mem_runs) = merged_ids(usize::MAX, &batches, 1 << 20);
+        let (disk, disk_dups, disk_runs) = merged_ids(20_000, &batches, 300);
+        assert_eq!(mem_runs, 0);
+        assert!(disk_runs > 4, "{disk_runs}");
+        assert_eq!(mem, want);
+        assert_eq!(disk, want);
+        assert_eq!(mem_dups, (rows.len() - want.len()) as u64);
+        assert_eq!(disk_dups, mem_dups);
+    }
+}

@@ -1,0 +1,524 @@
+//! Write: the merged rows of a day as the version's Parquet files, with the column
+//! chunks of each row group encoded and compressed on several threads at once (the
+//! Parquet crate's per-column writers), while the next batch is merged.
+//!
+//! Where row groups and files end depends only on the rows: after each batch the writer
+//! waits for the encoders' exact sizes before it sends the next one, so a rerun over
+//! the same sources writes the same bytes.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::arrow_writer::{
+    compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
+};
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
+
+use super::sort::{IdSorter, Merged, RunSorter};
+use crate::archive::reader;
+use crate::encode::parquet::{standard_fields, writer_properties};
+use crate::schema::TableSchema;
+
+/// How the version's files are laid out.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Typed columns and `type_errors` of this schema follow the standard columns.
+    pub schema: Option<TableSchema>,
+    /// The constant last column: its name and value.
+    pub version: (String, String),
+    /// A file ends once it reaches about this many bytes.
+    pub max_file_bytes: usize,
+    /// A row group ends once its encoded columns reach about this many bytes.
+    pub row_group_bytes: usize,
+    /// Most rows in a row group.
+    pub row_group_max_rows: usize,
+    /// Bytes the event-ID sorter holds before it spills.
+    pub ids_budget: usize,
+    /// Threads encoding column chunks.
+    pub encoders: usize,
+}
+
+/// One finished file.
+pub struct FinishedFile {
+    /// The Parquet bytes.
+    pub body: Vec<u8>,
+    /// Rows it holds.
+    pub rows: u64,
+}
+
+/// What the written files hold.
+pub struct Written {
+    /// Rows written.
+    pub rows: u64,
+    /// Copies of events dropped.
+    pub duplicates: u64,
+    /// Sorted runs spilled while reading.
+    pub spilled_runs: usize,
+    /// The written rows' event IDs, for the manifest's digest.
+    pub ids: IdSorter,
+}
+
+/// Merges the sorters' runs and writes them as files, handing each finished file to
+/// `store` before the next one starts.
+pub fn write_sorted(
+    sorters: Vec<RunSorter>,
+    layout: &Layout,
+    store: &mut dyn FnMut(FinishedFile) -> Result<(), String>,
+) -> Result<Written, String> {
+    let mut merged = Merged::new(sorters).map_err(|e| e.to_string())?;
+    let schema = output_schema(layout);
+    let pool = EncoderPool::start_threads(layout.encoders.max(1))?;
+    let mut ids = IdSorter::new(layout.ids_budget);
+    let mut rows = 0u64;
+    let batch_bytes = BATCH_BYTES.min(layout.max_file_bytes / 8).max(1);
+    let mut file: Option<OpenFile> = None;
+    let mut assignment: Option<Vec<usize>> = None;
+    loop {
+        // Merged while the encoders work on the batch sent before.
+        let next = merged.next_batch(batch_bytes).map_err(|e| e.to_string())?;
+        if let Some(f) = file.as_mut() {
+            if f.settle(&pool, layout)? {
+                finish(file.take(), &pool, store)?;
+            }
+        }
+        let Some(batch) = next else { break };
+        for id in column_text(&batch, 0)?.iter().flatten() {
+            ids.push(id).map_err(|e| e.to_string())?;
+        }
+        rows += batch.num_rows() as u64;
+        let mut rest = complete(&batch, &schema, layout)?;
+        let assignment = assignment.get_or_insert_with(|| assign(&rest, pool.len()));
+        while rest.num_rows() > 0 {
+            let f = match file.as_mut() {
+                Some(f) => f,
+                None => file.insert(OpenFile::new(&schema, layout)?),
+            };
+            let room = layout
+                .row_group_max_rows
+                .saturating_sub(f.group_rows)
+                .max(1);
+            let part = rest.slice(0, room.min(rest.num_rows()));
+            rest = rest.slice(part.num_rows(), rest.num_rows() - part.num_rows());
+            f.send(&pool, assignment, part)?;
+            if rest.num_rows() > 0 && f.settle(&pool, layout)? {
+                finish(file.take(), &pool, store)?;
+            }
+        }
+    }
+    finish(file.take(), &pool, store)?;
+    drop(pool);
+    Ok(Written {
+        rows,
+        duplicates: merged.duplicates(),
+        spilled_runs: merged.spilled_runs(),
+        ids,
+    })
+}
+
+/// Bytes of merged rows per batch handed to the encoders.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// The compacted files' columns: the standard ones, the schema's typed ones, the
+/// version.
+fn output_schema(layout: &Layout) -> SchemaRef {
+    let mut fields = standard_fields();
+    if let Some(s) = &layout.schema {
+        fields.extend(s.arrow_fields());
+    }
+    fields.push(Field::new(layout.version.0.as_str(), DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Settings of compacted files: the archive's, with row groups bounded by
+/// [`Layout::row_group_max_rows`], and no statistics for the JSON text columns (no
+/// query prunes on the minimum of a document).
+pub fn properties(layout: &Layout) -> WriterProperties {
+    let mut b = writer_properties()
+        .into_builder()
+        .set_max_row_group_size(layout.row_group_max_rows);
+    for column in ["keys", "new_image", "old_image", "record"] {
+        b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+    }
+    b.build()
+}
+
+fn column_text(batch: &RecordBatch, i: usize) -> Result<&StringArray, String> {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| "merged rows: a text column is not text".to_string())
+}
+
+/// A merged batch with the output's columns: the standard ones (without the read
+/// order), typed columns from the changes when there is a schema, the version.
+fn complete(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+    layout: &Layout,
+) -> Result<RecordBatch, String> {
+    let standard = standard_fields().len();
+    let mut columns: Vec<ArrayRef> = batch.columns()[..standard].to_vec();
+    if let Some(s) = &layout.schema {
+        let changes = reader::batch_rows(batch)?
+            .into_iter()
+            .map(reader::Row::into_change)
+            .collect::<Result<Vec<_>, _>>()?;
+        columns
+            .extend(crate::schema::flatten::typed_columns(s, &changes).map_err(|e| e.to_string())?);
+    }
+    let version: StringArray =
+        std::iter::repeat_n(Some(layout.version.1.as_str()), batch.num_rows()).collect();
+    columns.push(Arc::new(version));
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
+}
+
+/// Which encoder takes each column: the largest columns first, each to the encoder
+/// with the least so far (by the first batch's sizes).
+fn assign(batch: &RecordBatch, encoders: usize) -> Vec<usize> {
+    let mut order: Vec<(usize, usize)> = batch
+        .columns()
+        .iter()
+        .map(|c| c.get_array_memory_size())
+        .enumerate()
+        .collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut load = vec![0usize; encoders.max(1)];
+    let mut out = vec![0usize; batch.num_columns()];
+    for (column, size) in order {
+        let (least, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .unwrap_or((0, &0));
+        out[column] = least;
+        load[least] += size;
+    }
+    out
+}
+
+/// A file being written.
+struct OpenFile {
+    writer: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// Leaf column writers (first leaf index) of each field.
+    first_leaf: Vec<usize>,
+    row_group: usize,
+    group_open: bool,
+    group_rows: usize,
+    file_rows: u64,
+    pending: usize,
+    in_progress: usize,
+}
+
+impl OpenFile {
+    fn new(schema: &SchemaRef, layout: &Layout) -> Result<OpenFile, String> {
+        let (writer, factory) =
+            ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(properties(layout)))
+                .and_then(ArrowWriter::into_serialized_writer)
+                .map_err(|e| e.to_string())?;
+        let mut first_leaf = Vec::with_capacity(schema.fields().len());
+        let mut leaves = 0;
+        for field in schema.fields() {
+            first_leaf.push(leaves);
+            let empty = arrow::array::new_empty_array(field.data_type());
+            leaves += compute_leaves(field, &empty)
+                .map_err(|e| e.to_string())?
+                .len();
+        }
+        Ok(OpenFile {
+            writer,
+            factory,
+            schema: Arc::clone(schema),
+            first_leaf,
+            row_group: 0,
+            group_open: false,
+            group_rows: 0,
+            file_rows: 0,
+            pending: 0,
+            in_progress: 0,
+        })
+    }
+
+    /// Sends a batch to the encoders (opening a row group first if none is open).
+    fn send(
+        &mut self,
+        pool: &EncoderPool,
+        assignment: &[usize],
+        batch: RecordBatch,
+    ) -> Result<(), String> {
+        if !self.group_open {
+            let writers = self
+                .factory
+                .create_column_writers(self.row_group)
+                .map_err(|e| e.to_string())?;
+            let mut shares: Vec<Vec<Assigned>> = (0..pool.len()).map(|_| Vec::new()).collect();
+            let mut writers = writers.into_iter();
+            for (f, field) in self.schema.fields().iter().enumerate() {
+                let next = self.first_leaf.get(f + 1).copied();
+                let count = next.unwrap_or(usize::MAX) - self.first_leaf[f];
+                let leaves: Vec<(usize, ArrowColumnWriter)> = writers
+                    .by_ref()
+                    .take(count)
+                    .enumerate()
+                    .map(|(k, w)| (self.first_leaf[f] + k, w))
+                    .collect();
+                shares[assignment[f]].push(Assigned {
+                    field_index: f,
+                    field: Arc::clone(field),
+                    writers: leaves,
+                });
+            }
+            pool.start(shares)?;
+            self.group_open = true;
+        }
+        self.pending = batch.num_rows();
+        pool.write(batch)
+    }
+
+    /// Waits for the batch in flight and counts its rows.
+    fn collect(&mut self, pool: &EncoderPool) -> Result<(), String> {
+        if self.pending > 0 {
+            self.in_progress = pool.written()?;
+            self.group_rows += self.pending;
+            self.file_rows += std::mem::take(&mut self.pending) as u64;
+        }
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, ends the row group when its size or rows call
+    /// for it, and says whether the file should end.
+    fn settle(&mut self, pool: &EncoderPool, layout: &Layout) -> Result<bool, String> {
+        self.collect(pool)?;
+        let written = self.writer.bytes_written();
+        if self.group_open
+            && (self.group_rows >= layout.row_group_max_rows
+                || self.in_progress >= layout.row_group_bytes
+                || written + self.in_progress >= layout.max_file_bytes)
+        {
+            self.end_row_group(pool)?;
+        }
+        Ok(self.writer.bytes_written() >= layout.max_file_bytes)
+    }
+
+    fn end_row_group(&mut self, pool: &EncoderPool) -> Result<(), String> {
+        if !self.group_open {
+            return Ok(());
+        }
+        let mut chunks = pool.close()?;
+        chunks.sort_by_key(|(leaf, _)| *leaf);
+        let mut group = self.writer.next_row_group().map_err(|e| e.to_string())?;
+        for (_, chunk) in chunks {
+            chunk
+                .append_to_row_group(&mut group)
+                .map_err(|e| e.to_string())?;
+        }
+        group.close().map_err(|e| e.to_string())?;
+        self.group_open = false;
+        self.group_rows = 0;
+        self.in_progress = 0;
+        self.row_group += 1;
+        Ok(())
+    }
+
+    /// Ends the file: its last row group, then the footer.
+    fn finish(mut self, pool: &EncoderPool) -> Result<FinishedFile, String> {
+        self.collect(pool)?;
+        self.end_row_group(pool)?;
+        let rows = self.file_rows;
+        let body = self.writer.into_inner().map_err(|e| e.to_string())?;
+        Ok(FinishedFile { body, rows })
+    }
+}
+
+/// Ends a file, if one is open, and stores it.
+fn finish(
+    file: Option<OpenFile>,
+    pool: &EncoderPool,
+    store: &mut dyn FnMut(FinishedFile) -> Result<(), String>,
+) -> Result<(), String> {
+    match file {
+        Some(f) => store(f.finish(pool)?),
+        None => Ok(()),
+    }
+}
+
+/// The leaf column writers of some of a row group's fields, for one encoder.
+struct Assigned {
+    field_index: usize,
+    field: arrow::datatypes::FieldRef,
+    writers: Vec<(usize, ArrowColumnWriter)>,
+}
+
+enum Task {
+    Start(Vec<Assigned>),
+    Write(RecordBatch),
+    Close,
+}
+
+enum Reply {
+    Written(Result<usize, String>),
+    Closed(Result<Vec<(usize, ArrowColumnChunk)>, String>),
+}
+
+struct Encoder {
+    tasks: Option<mpsc::Sender<Task>>,
+    replies: mpsc::Receiver<Reply>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Threads that each encode and compress their share of a row group's columns.
+struct EncoderPool {
+    encoders: Vec<Encoder>,
+}
+
+const STOPPED: &str = "a column encoding thread stopped";
+
+impl EncoderPool {
+    fn start_threads(n: usize) -> Result<EncoderPool, String> {
+        let mut pool = EncoderPool {
+            encoders: Vec::with_capacity(n),
+        };
+        for _ in 0..n {
+            let (tasks, task_rx) = mpsc::channel::<Task>();
+            let (reply_tx, replies) = mpsc::channel::<Reply>();
+            let thread = std::thread::Builder::new()
+                .name("compact-encode".into())
+                .spawn(move || encode(task_rx, reply_tx))
+                .map_err(|e| format!("starting a column encoding thread: {e}"))?;
+            pool.encoders.push(Encoder {
+                tasks: Some(tasks),
+                replies,
+                thread: Some(thread),
+            });
+        }
+        Ok(pool)
+    }
+
+    fn len(&self) -> usize {
+        self.encoders.len()
+    }
+
+    fn send(&self, encoder: &Encoder, task: Task) -> Result<(), String> {
+        encoder
+            .tasks
+            .as_ref()
+            .ok_or_else(|| STOPPED.to_string())?
+            .send(task)
+            .map_err(|_| STOPPED.to_string())
+    }
+
+    fn start(&self, shares: Vec<Vec<Assigned>>) -> Result<(), String> {
+        for (e, share) in self.encoders.iter().zip(shares) {
+            self.send(e, Task::Start(share))?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, batch: RecordBatch) -> Result<(), String> {
+        for e in &self.encoders {
+            self.send(e, Task::Write(batch.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every encoder to write the last batch; the row group's encoded size.
+    fn written(&self) -> Result<usize, String> {
+        let mut total = 0;
+        let mut first_error = None;
+        for e in &self.encoders {
+            match e.replies.recv() {
+                Ok(Reply::Written(Ok(n))) => total += n,
+                Ok(Reply::Written(Err(err))) => {
+                    first_error.get_or_insert(err);
+                }
+                _ => {
+                    first_error.get_or_insert_with(|| STOPPED.to_string());
+                }
+            }
+        }
+        first_error.map_or(Ok(total), Err)
+    }
+
+    /// Ends every encoder's column chunks.
+    fn close(&self) -> Result<Vec<(usize, ArrowColumnChunk)>, String> {
+        for e in &self.encoders {
+            self.send(e, Task::Close)?;
+        }
+        let mut chunks = Vec::new();
+        let mut first_error = None;
+        for e in &self.encoders {
+            match e.replies.recv() {
+                Ok(Reply::Closed(Ok(c))) => chunks.extend(c),
+                Ok(Reply::Closed(Err(err))) => {
+                    first_error.get_or_insert(err);
+                }
+                _ => {
+                    first_error.get_or_insert_with(|| STOPPED.to_string());
+                }
+            }
+        }
+        first_error.map_or(Ok(chunks), Err)
+    }
+}
+
+impl Drop for EncoderPool {
+    fn drop(&mut self) {
+        for e in &mut self.encoders {
+            e.tasks.take();
+        }
+        for e in &mut self.encoders {
+            if let Some(t) = e.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// One encoder thread: writes its columns of each batch, closes them on request.
+fn encode(tasks: mpsc::Receiver<Task>, replies: mpsc::Sender<Reply>) {
+    let mut mine: Vec<Assigned> = Vec::new();
+    for task in tasks {
+        let reply = match task {
+            Task::Start(share) => {
+                mine = share;
+                continue;
+            }
+            Task::Write(batch) => Reply::Written(write_share(&mut mine, &batch)),
+            Task::Close => Reply::Closed(close_share(std::mem::take(&mut mine))),
+        };
+        if replies.send(reply).is_err() {
+            return;
+        }
+    }
+}
+
+fn write_share(mine: &mut [Assigned], batch: &RecordBatch) -> Result<usize, String> {
+    let mut size = 0;
+    for a in mine.iter_mut() {
+        let leaves =
+            compute_leaves(&a.field, batch.column(a.field_index)).map_err(|e| e.to_string())?;
+        for ((_, writer), leaf) in a.writers.iter_mut().zip(leaves) {
+            writer.write(&leaf).map_err(|e| e.to_string())?;
+            size += writer.get_estimated_total_bytes();
+        }
+    }
+    Ok(size)
+}
+
+fn close_share(mine: Vec<Assigned>) -> Result<Vec<(usize, ArrowColumnChunk)>, String> {
+    let mut out = Vec::new();
+    for a in mine {
+        for (leaf, writer) in a.writers {
+            out.push((leaf, writer.close().map_err(|e| e.to_string())?));
+        }
+    }
+    Ok(out)
+}
