@@ -5,7 +5,8 @@
   - `ddb-archiver compact` of that day (external merge sort, bounded memory), and
   - DuckDB doing the same deduplicate-and-sort `COPY` to one Parquet file,
 
-each run as a whole process under GNU time (peak RSS) with wait4 (CPU time). Prints
+each run as a whole process under GNU time (peak RSS) with wait4 (CPU time), alternating,
+`--runs` times each (3 by default; medians). Prints
 throughput in MB/s of raw Parquet (wall clock), CPU seconds, peak RSS, and the ratios;
 `--json FILE` also writes them. Both outputs must hold the same number of rows, which
 must be the number of distinct changes generated.
@@ -21,6 +22,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,6 +118,7 @@ def main():
     ap.add_argument("--raw-bytes", type=int, default=1 << 30)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--runs", type=int, default=3, help="alternating runs of each; medians are reported")
     ap.add_argument("--raw", help="keep the generated raw day here and reuse it on later runs")
     args = ap.parse_args()
     target = 2 << 20 if args.smoke else args.raw_bytes
@@ -134,29 +137,50 @@ def main():
         files = sum(sum(n.endswith(".parquet") for n in f) for _, _, f in os.walk(raw))
         print(f"raw day: {size / 1e6:.0f} MB of Parquet in {files} files, {distinct} distinct changes")
 
-        out = os.path.join(work, "compacted")
-        summary, wall, cpu, rss = run_process([args.bin, "compact", "--source", raw, "--dest", out, "--json"])
-        rows = sum(d["rows"] for d in json.loads(summary)["days"])
-        if rows != distinct:
-            sys.exit(f"compact wrote {rows} rows, expected {distinct}")
-        ours = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss / 2**20, "mb_per_s": size / 1e6 / wall}
+        def ours_once():
+            out = os.path.join(work, "compacted")
+            shutil.rmtree(out, ignore_errors=True)
+            summary, wall, cpu, rss = run_process([args.bin, "compact", "--source", raw, "--dest", out, "--json"])
+            rows = sum(d["rows"] for d in json.loads(summary)["days"])
+            if rows != distinct:
+                sys.exit(f"compact wrote {rows} rows, expected {distinct}")
+            return wall, cpu, rss
 
-        duck_out = os.path.join(work, "duck.parquet")
-        counted, wall, cpu, rss = run_process([sys.executable, "-c", DUCK, raw, duck_out])
-        counted = int(counted.split()[-1])
-        if counted != distinct:
-            sys.exit(f"DuckDB wrote {counted} rows, expected {distinct}")
-        duck = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss / 2**20, "mb_per_s": size / 1e6 / wall}
+        def duck_once():
+            duck_out = os.path.join(work, "duck.parquet")
+            if os.path.exists(duck_out):
+                os.remove(duck_out)
+            counted, wall, cpu, rss = run_process([sys.executable, "-c", DUCK, raw, duck_out])
+            if int(counted.split()[-1]) != distinct:
+                sys.exit(f"DuckDB wrote {counted.split()[-1]} rows, expected {distinct}")
+            return wall, cpu, rss
+
+        # Alternating runs, so both see the same state of the machine; medians.
+        runs = {"ours": [], "duck": []}
+        for _ in range(1 if args.smoke else args.runs):
+            subprocess.run(["sync"], check=False)
+            runs["ours"].append(ours_once())
+            subprocess.run(["sync"], check=False)
+            runs["duck"].append(duck_once())
+
+        def summary_of(samples):
+            wall, cpu, rss = (statistics.median(x) for x in zip(*samples))
+            return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss / 2**20, "mb_per_s": size / 1e6 / wall,
+                    "walls_s": [s[0] for s in samples]}
+
+        ours, duck = summary_of(runs["ours"]), summary_of(runs["duck"])
 
         result = {
             "raw_parquet_bytes": size,
             "raw_files": files,
             "distinct_changes": distinct,
+            "runs": len(runs["ours"]),
             "ddb_archiver": ours,
             "duckdb": duck,
             "throughput_ratio": ours["mb_per_s"] / duck["mb_per_s"],
             "peak_rss_ratio": ours["peak_rss_mib"] / duck["peak_rss_mib"],
         }
+        print(f"medians of {result['runs']} alternating runs each")
         print(f"{'':14} {'MB/s':>8} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13}")
         for name, r in [("ddb-archiver", ours), ("DuckDB", duck)]:
             print(f"{name:14} {r['mb_per_s']:8.1f} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['peak_rss_mib']:13.0f}")

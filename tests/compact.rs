@@ -280,6 +280,23 @@ async fn small_files_and_spills_give_the_same_rows() {
         }
     }
     assert_eq!(one, parts);
+    // Spilled runs merge into the same bytes as a day sorted in memory.
+    let spilled = tempfile::tempdir().unwrap();
+    let options = CompactOptions {
+        memory_budget: 30_000,
+        ..CompactOptions::default()
+    };
+    let summary = compact(raw.path(), spilled.path(), &options).await;
+    assert!(summary.days.iter().all(|d| d.spilled_runs > 2));
+    let in_memory = files(big.path());
+    let compacted = |(k, _): &(&String, &Vec<u8>)| !k.starts_with("_manifests/");
+    assert_eq!(
+        files(spilled.path())
+            .iter()
+            .filter(compacted)
+            .collect::<Vec<_>>(),
+        in_memory.iter().filter(compacted).collect::<Vec<_>>()
+    );
     for (_, m) in manifests(small.path()) {
         let counted: u64 = m.files.iter().map(|f| f.rows).sum();
         assert_eq!(counted, m.rows);
@@ -309,6 +326,36 @@ async fn a_corrupt_source_fails_its_day_only() {
     assert!(error.contains(&victim), "{error}");
     assert!(files(out.path()).keys().all(|k| !k.contains("day=02/")));
     assert!(summary.render_text().contains("FAILED orders 2026-01-02"));
+}
+
+/// The first object read is corrupt and many more are waiting: the day still fails
+/// promptly (the readers stop, and nothing waits for them).
+#[tokio::test]
+async fn a_corrupt_first_source_stops_the_day_without_waiting() {
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let all = records(600, 0);
+    archive(raw.path(), Format::Parquet, &all, 5).await;
+    let victim = files(raw.path())
+        .into_keys()
+        .find(|k| k.contains("day=01/"))
+        .unwrap();
+    std::fs::write(raw.path().join(&victim), b"PAR1 not really").unwrap();
+    let summary = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        compact(raw.path(), out.path(), &CompactOptions::default()),
+    )
+    .await
+    .expect("compaction ends");
+    let failed = &summary.days[0];
+    assert_eq!(failed.status, DayStatus::Failed, "{failed:#?}");
+    assert!(
+        failed.error.as_deref().unwrap().contains(&victim),
+        "{failed:#?}"
+    );
+    assert!(summary.days[1..]
+        .iter()
+        .all(|d| d.status == DayStatus::Compacted));
 }
 
 #[tokio::test]

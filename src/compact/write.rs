@@ -121,6 +121,9 @@ pub fn write_sorted(
     })
 }
 
+/// Most bytes reserved up front for a file's buffer.
+const MAX_RESERVED: usize = 1 << 30;
+
 /// Bytes of merged rows per batch handed to the encoders.
 const BATCH_BYTES: usize = 8 << 20;
 
@@ -220,10 +223,19 @@ struct OpenFile {
 
 impl OpenFile {
     fn new(schema: &SchemaRef, layout: &Layout) -> Result<OpenFile, String> {
-        let (writer, factory) =
-            ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(properties(layout)))
-                .and_then(ArrowWriter::into_serialized_writer)
-                .map_err(|e| e.to_string())?;
+        // Room for a whole file up front (pages are only touched as they are written), so
+        // the buffer is never copied to grow.
+        let room = layout
+            .max_file_bytes
+            .saturating_add(layout.max_file_bytes / 8)
+            .min(MAX_RESERVED);
+        let (writer, factory) = ArrowWriter::try_new(
+            Vec::with_capacity(room),
+            Arc::clone(schema),
+            Some(properties(layout)),
+        )
+        .and_then(ArrowWriter::into_serialized_writer)
+        .map_err(|e| e.to_string())?;
         let mut first_leaf = Vec::with_capacity(schema.fields().len());
         let mut leaves = 0;
         for field in schema.fields() {
