@@ -13,10 +13,10 @@
 //! - **Bounded memory and every core:** sources are [`read`] on one thread per core into
 //!   Arrow batches, which [`sort`] spills as sorted runs to temporary files past the
 //!   memory budget; the merged runs are [`write`]n with each row group's columns
-//!   encoded on several threads, and a file is built in memory up to `max_file_bytes`
-//!   and then stored. Peak memory is about `memory_budget + max_file_bytes`, plus one
-//!   batch (about 1 MiB) per spilled run and a few fetched sources, whatever the day
-//!   holds.
+//!   encoded on several threads; a file is built in memory up to `max_file_bytes`
+//!   while the one before it is stored. Peak memory is about
+//!   `memory_budget + 2 × max_file_bytes`, plus one batch (about 1 MiB) per spilled run
+//!   and a few fetched sources, whatever the day holds.
 //! - **The raw archive is never written to:** only the compacted layer's sink is.
 
 pub mod manifest;
@@ -388,14 +388,32 @@ impl Compactor<'_> {
         let spawned = std::thread::Builder::new()
             .name("compact-write".into())
             .spawn(move || {
-                let mut store = move |file: FinishedFile| -> Result<(), String> {
+                // A file is stored while the next one is built; at most two are held.
+                let mut stored = 0usize;
+                let mut sent = 0usize;
+                let mut wait = |stored: &mut usize| -> Result<(), String> {
+                    ack_rx.recv().map_err(|_| STOPPED.to_string())??;
+                    *stored += 1;
+                    Ok(())
+                };
+                let mut store = |file: FinishedFile| -> Result<(), String> {
+                    if sent > stored {
+                        wait(&mut stored)?;
+                    }
                     files_tx
                         .blocking_send(file)
                         .map_err(|_| STOPPED.to_string())?;
-                    ack_rx.recv().map_err(|_| STOPPED.to_string())?
+                    sent += 1;
+                    Ok(())
                 };
-                let written = write::write_sorted(sorters, &layout, &mut store);
+                let mut written = write::write_sorted(sorters, &layout, &mut store);
                 drop(store);
+                drop(files_tx);
+                if written.is_ok() && sent > stored {
+                    if let Err(e) = wait(&mut stored) {
+                        written = Err(e);
+                    }
+                }
                 let _ = done_tx.send(written);
             });
         spawned.map_err(|e| format!("starting the writing thread: {e}"))?;
