@@ -141,9 +141,11 @@ def main():
             out = os.path.join(work, "compacted")
             shutil.rmtree(out, ignore_errors=True)
             summary, wall, cpu, rss = run_process([args.bin, "compact", "--source", raw, "--dest", out, "--json"])
-            rows = sum(d["rows"] for d in json.loads(summary)["days"])
+            days = json.loads(summary)["days"]
+            rows = sum(d["rows"] for d in days)
             if rows != distinct:
                 sys.exit(f"compact wrote {rows} rows, expected {distinct}")
+            spilled.append(sum(d["spilled_bytes"] for d in days))
             return wall, cpu, rss
 
         def duck_once():
@@ -154,6 +156,8 @@ def main():
             if int(counted.split()[-1]) != distinct:
                 sys.exit(f"DuckDB wrote {counted.split()[-1]} rows, expected {distinct}")
             return wall, cpu, rss
+
+        spilled = []
 
         # Alternating runs, so both see the same state of the machine; medians.
         runs = {"ours": [], "duck": []}
@@ -175,6 +179,8 @@ def main():
             "raw_files": files,
             "distinct_changes": distinct,
             "runs": len(runs["ours"]),
+            "spilled_bytes": max(spilled),
+            "spilled_per_raw_byte": max(spilled) / size,
             "ddb_archiver": ours,
             "duckdb": duck,
             "throughput_ratio": ours["mb_per_s"] / duck["mb_per_s"],
@@ -184,6 +190,7 @@ def main():
         print(f"{'':14} {'MB/s':>8} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13}")
         for name, r in [("ddb-archiver", ours), ("DuckDB", duck)]:
             print(f"{name:14} {r['mb_per_s']:8.1f} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['peak_rss_mib']:13.0f}")
+        print(f"temporary files: {max(spilled) / 1e6:.0f} MB ({max(spilled) / size:.2f} bytes per byte of raw Parquet)")
         print(
             f"throughput ddb-archiver/DuckDB: {result['throughput_ratio']:.2f}x; "
             f"peak RSS ddb-archiver/DuckDB: {result['peak_rss_ratio']:.2f}"

@@ -117,6 +117,8 @@ pub struct DayReport {
     pub duplicates_dropped: u64,
     /// Sorted runs spilled to temporary files.
     pub spilled_runs: usize,
+    /// Bytes of those runs: the temporary space the day needed.
+    pub spilled_bytes: u64,
     /// The compacted files (full locations).
     pub files: Vec<String>,
     /// Files of a superseded version deleted.
@@ -234,6 +236,7 @@ impl Compactor<'_> {
             rows: 0,
             duplicates_dropped: 0,
             spilled_runs: 0,
+            spilled_bytes: 0,
             files: Vec::new(),
             superseded_deleted: 0,
             other_objects: Vec::new(),
@@ -391,7 +394,7 @@ impl Compactor<'_> {
                 // A file is stored while the next one is built; at most two are held.
                 let mut stored = 0usize;
                 let mut sent = 0usize;
-                let mut wait = |stored: &mut usize| -> Result<(), String> {
+                let wait = |stored: &mut usize| -> Result<(), String> {
                     ack_rx.recv().map_err(|_| STOPPED.to_string())??;
                     *stored += 1;
                     Ok(())
@@ -407,7 +410,6 @@ impl Compactor<'_> {
                     Ok(())
                 };
                 let mut written = write::write_sorted(sorters, &layout, &mut store);
-                drop(store);
                 drop(files_tx);
                 if written.is_ok() && sent > stored {
                     if let Err(e) = wait(&mut stored) {
@@ -442,6 +444,7 @@ impl Compactor<'_> {
         report.rows = written.rows;
         report.duplicates_dropped = written.duplicates;
         report.spilled_runs = written.spilled_runs + written.ids.spilled_runs();
+        report.spilled_bytes = written.spilled_bytes + written.ids.spilled_bytes();
         report.files = files.iter().map(|f| self.sink.location(&f.key)).collect();
         Ok((files, written.ids))
     }

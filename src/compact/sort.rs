@@ -111,6 +111,7 @@ pub struct RunSorter {
     held: Vec<RecordBatch>,
     held_bytes: usize,
     runs: Vec<File>,
+    spilled_bytes: u64,
     duplicates: u64,
 }
 
@@ -122,6 +123,7 @@ impl RunSorter {
             held: Vec::new(),
             held_bytes: 0,
             runs: Vec::new(),
+            spilled_bytes: 0,
             duplicates: 0,
         }
     }
@@ -183,6 +185,7 @@ impl RunSorter {
         }
         out.finish()?;
         let mut file = out.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+        self.spilled_bytes += file.stream_position()?;
         file.rewind()?;
         self.runs.push(file);
         tracing::debug!(runs = self.runs.len(), "sorted run spilled");
@@ -227,6 +230,7 @@ pub struct Merged {
     last_event_id: Option<String>,
     duplicates: u64,
     spilled_runs: usize,
+    spilled_bytes: u64,
 }
 
 impl Merged {
@@ -235,10 +239,12 @@ impl Merged {
         let mut inputs = Vec::new();
         let mut duplicates = 0;
         let mut spilled_runs = 0;
+        let mut spilled_bytes = 0;
         for mut sorter in sorters {
             let memory = sorter.sort_held()?;
             duplicates += sorter.duplicates;
             spilled_runs += sorter.runs.len();
+            spilled_bytes += sorter.spilled_bytes;
             for file in sorter.runs {
                 inputs.push(RunInput::File(Box::new(StreamReader::try_new_buffered(
                     file, None,
@@ -252,6 +258,7 @@ impl Merged {
             last_event_id: None,
             duplicates,
             spilled_runs,
+            spilled_bytes,
         };
         for mut input in inputs {
             if let Some(batch) = input.next_batch()? {
@@ -283,6 +290,11 @@ impl Merged {
     /// Runs that were spilled to temporary files.
     pub fn spilled_runs(&self) -> usize {
         self.spilled_runs
+    }
+
+    /// Bytes of the runs spilled to temporary files.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes
     }
 
     /// The next batch of up to about `max_bytes` (at least one row), `None` at the end.
@@ -375,6 +387,7 @@ pub struct IdSorter {
     held: Vec<String>,
     held_bytes: usize,
     runs: Vec<File>,
+    spilled_bytes: u64,
 }
 
 impl IdSorter {
@@ -385,6 +398,7 @@ impl IdSorter {
             held: Vec::new(),
             held_bytes: 0,
             runs: Vec::new(),
+            spilled_bytes: 0,
         }
     }
 
@@ -401,6 +415,11 @@ impl IdSorter {
     /// Runs spilled to temporary files so far.
     pub fn spilled_runs(&self) -> usize {
         self.runs.len()
+    }
+
+    /// Bytes spilled to temporary files so far.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes
     }
 
     fn sort_held(&mut self) -> Vec<String> {
@@ -421,6 +440,7 @@ impl IdSorter {
             out.write_all(id.as_bytes())?;
         }
         let mut file = out.into_inner().map_err(|e| e.into_error())?;
+        self.spilled_bytes += file.stream_position()?;
         file.rewind()?;
         self.runs.push(file);
         Ok(())

@@ -60,6 +60,8 @@ pub struct Written {
     pub duplicates: u64,
     /// Sorted runs spilled while reading.
     pub spilled_runs: usize,
+    /// Bytes of those runs.
+    pub spilled_bytes: u64,
     /// The written rows' event IDs, for the manifest's digest.
     pub ids: IdSorter,
 }
@@ -117,6 +119,7 @@ pub fn write_sorted(
         rows,
         duplicates: merged.duplicates(),
         spilled_runs: merged.spilled_runs(),
+        spilled_bytes: merged.spilled_bytes(),
         ids,
     })
 }
