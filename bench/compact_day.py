@@ -146,6 +146,7 @@ def main():
             if rows != distinct:
                 sys.exit(f"compact wrote {rows} rows, expected {distinct}")
             spilled.append(sum(d["spilled_bytes"] for d in days))
+            compacted.append(raw_bytes(out))
             return wall, cpu, rss
 
         def duck_once():
@@ -157,7 +158,7 @@ def main():
                 sys.exit(f"DuckDB wrote {counted.split()[-1]} rows, expected {distinct}")
             return wall, cpu, rss
 
-        spilled = []
+        spilled, compacted = [], []
 
         # Alternating runs, so both see the same state of the machine; medians.
         runs = {"ours": [], "duck": []}
@@ -181,6 +182,7 @@ def main():
             "runs": len(runs["ours"]),
             "spilled_bytes": max(spilled),
             "spilled_per_raw_byte": max(spilled) / size,
+            "compacted_bytes": compacted[-1],
             "ddb_archiver": ours,
             "duckdb": duck,
             "throughput_ratio": ours["mb_per_s"] / duck["mb_per_s"],
@@ -190,6 +192,7 @@ def main():
         print(f"{'':14} {'MB/s':>8} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13}")
         for name, r in [("ddb-archiver", ours), ("DuckDB", duck)]:
             print(f"{name:14} {r['mb_per_s']:8.1f} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['peak_rss_mib']:13.0f}")
+        print(f"compacted: {compacted[-1] / 1e6:.0f} MB of Parquet ({compacted[-1] / size:.2f} of the raw day)")
         print(f"temporary files: {max(spilled) / 1e6:.0f} MB ({max(spilled) / size:.2f} bytes per byte of raw Parquet)")
         print(
             f"throughput ddb-archiver/DuckDB: {result['throughput_ratio']:.2f}x; "
