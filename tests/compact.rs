@@ -364,6 +364,66 @@ async fn a_corrupt_first_source_stops_the_day_without_waiting() {
         .all(|d| d.status == DayStatus::Compacted));
 }
 
+/// The first 24 bytes of each column chunk of a Parquet file: its first page header.
+fn page_header_offsets(file: &[u8]) -> Vec<usize> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(bytes::Bytes::copy_from_slice(file)).unwrap();
+    let mut v = Vec::new();
+    for group in reader.metadata().row_groups() {
+        for column in group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset()) as usize;
+            v.extend(start..(start + 24).min(file.len()));
+        }
+    }
+    v
+}
+
+/// A byte flipped anywhere in a source either leaves it readable (the day is compacted)
+/// or fails its day naming the object: never a stopped thread or a crash.
+#[tokio::test]
+async fn a_source_with_any_byte_flipped_fails_its_day_naming_it_or_compacts() {
+    let raw = tempfile::tempdir().unwrap();
+    let all = records(90, 0);
+    archive(raw.path(), Format::Parquet, &all[..60], 60).await;
+    archive(raw.path(), Format::JsonlGz, &all[60..], 30).await;
+    let mut failed = 0;
+    for (victim, original) in files(raw.path())
+        .into_iter()
+        .filter(|(k, _)| k.contains("day=01/"))
+    {
+        let path = raw.path().join(&victim);
+        let step = (original.len() / 60).max(1);
+        let mut offsets: Vec<usize> = (0..original.len()).step_by(step).collect();
+        if victim.ends_with(".parquet") {
+            // Every page header at the start of each column chunk, byte by byte.
+            offsets.extend(page_header_offsets(&original));
+        }
+        for offset in offsets {
+            let mut flipped = original.clone();
+            flipped[offset] ^= if offset % 2 == 0 { 0x01 } else { 0xff };
+            std::fs::write(&path, &flipped).unwrap();
+            let out = tempfile::tempdir().unwrap();
+            let summary = compact(raw.path(), out.path(), &CompactOptions::default()).await;
+            for d in summary
+                .days
+                .iter()
+                .filter(|d| d.status == DayStatus::Failed)
+            {
+                failed += 1;
+                let error = d.error.as_deref().unwrap_or_default();
+                assert!(
+                    error.contains(&victim) && error.contains("corrupt"),
+                    "{victim} byte {offset}: {error}"
+                );
+            }
+        }
+        std::fs::write(&path, &original).unwrap();
+    }
+    assert!(failed > 20, "{failed}");
+}
+
 #[tokio::test]
 async fn typed_columns_and_the_version_column_are_written() {
     let raw = tempfile::tempdir().unwrap();

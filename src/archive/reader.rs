@@ -445,7 +445,11 @@ impl ParquetRows {
                     return Ok(Some(row));
                 }
             }
-            match self.reader.next() {
+            // The Parquet crate panics on some corrupt pages: a corrupt file too.
+            let next =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.reader.next()))
+                    .map_err(|_| format!("row {}: its pages cannot be decoded", self.row))?;
+            match next {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(format!("row {}: {e}", self.row)),
                 Some(Ok(batch)) => {

@@ -170,9 +170,21 @@ fn work(
             progress.inc(batch.num_rows() as u64);
             sorter.push(batch).map_err(|e| e.to_string())
         };
-        match format {
-            Format::Parquet => read_parquet(job.bytes, &job.location, first, &mut push)?,
-            Format::JsonlGz => read_jsonl(job.bytes, &job.location, first, &mut push)?,
+        // The Parquet crate panics on some corrupt pages: that object is corrupt too, and
+        // its day fails naming it (the sorter is dropped with the day).
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match format {
+            Format::Parquet => read_parquet(job.bytes, &job.location, first, &mut push),
+            Format::JsonlGz => read_jsonl(job.bytes, &job.location, first, &mut push),
+        }));
+        match read {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(CorruptFile {
+                    location: job.location,
+                    reason: "its pages cannot be decoded".to_string(),
+                }
+                .to_string())
+            }
         }
     }
     Ok(out)
