@@ -49,10 +49,21 @@ pub struct InvokeStats {
 /// [`crate::aws::lambda`] (`AWS_ENDPOINT_URL_LAMBDA` or `AWS_ENDPOINT_URL` points it at
 /// another Invoke API, such as `cargo lambda watch`).
 pub async fn lambda_client() -> aws_sdk_lambda::Client {
-    crate::aws::lambda(
-        &crate::aws::shared_config().await,
-        &crate::aws::ClientOptions::default(),
-    )
+    crate::aws::lambda(&crate::aws::shared_config().await, &client_options())
+}
+
+/// Longest one `Invoke` attempt may take: a function runs at most 15 minutes, so an
+/// answer later than this was lost (the attempt is then retried), and replay never waits
+/// forever on it.
+pub const INVOKE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15 * 60 + 60);
+
+/// How replay's Lambda client is built: the SDK's standard retries, and
+/// [`INVOKE_ATTEMPT_TIMEOUT`] per attempt.
+pub fn client_options() -> crate::aws::ClientOptions {
+    crate::aws::ClientOptions {
+        attempt_timeout: Some(INVOKE_ATTEMPT_TIMEOUT),
+        ..crate::aws::ClientOptions::default()
+    }
 }
 
 /// Invokes one function with replayed events.
@@ -192,6 +203,21 @@ mod tests {
             event_id: format!("e{seq}"),
             record: "{}".into(),
         }
+    }
+
+    /// The client built for replay bounds each attempt, so a lost invocation ends.
+    #[test]
+    fn each_invoke_attempt_has_a_timeout_past_the_longest_function_run() {
+        let shared = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let client = crate::aws::lambda(&shared, &client_options());
+        let timeout = client
+            .config()
+            .timeout_config()
+            .and_then(|t| t.operation_attempt_timeout());
+        assert_eq!(timeout, Some(INVOKE_ATTEMPT_TIMEOUT));
+        assert!(INVOKE_ATTEMPT_TIMEOUT > Duration::from_secs(15 * 60));
     }
 
     #[test]
