@@ -381,7 +381,8 @@ impl Compactor<'_> {
             max_file_bytes: options.max_file_bytes,
             row_group_bytes: options.row_group_bytes,
             row_group_max_rows: ROW_GROUP_MAX_ROWS,
-            ids_budget: options.memory_budget / 8,
+            // At least 1 MiB, so a tiny budget cannot make a run (a file) per event ID.
+            ids_budget: (options.memory_budget / 8).max(1 << 20),
             encoders: read::worker_count(),
         };
         const STOPPED: &str = "storing the compacted files stopped";
