@@ -219,7 +219,8 @@ impl Iterator for Sorted {
     }
 }
 
-fn write_text(out: &mut impl Write, s: &str) -> std::io::Result<()> {
+/// Writes a length-prefixed text to a temporary run file.
+pub(crate) fn write_text(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     out.write_all(&(s.len() as u64).to_le_bytes())?;
     out.write_all(s.as_bytes())
 }
@@ -241,14 +242,21 @@ fn read_u64(input: &mut impl Read) -> std::io::Result<Option<[u8; 8]>> {
     }
 }
 
-fn read_text(input: &mut impl Read) -> std::io::Result<String> {
-    let len = read_u64(input)?.map(u64::from_le_bytes).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated run file")
-    })?;
+/// Reads a text written by [`write_text`]; `None` at the end of the input.
+pub(crate) fn read_next_text(input: &mut impl Read) -> std::io::Result<Option<String>> {
+    let Some(len) = read_u64(input)?.map(u64::from_le_bytes) else {
+        return Ok(None);
+    };
     let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
     input.read_exact(&mut buf)?;
     String::from_utf8(buf)
+        .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+}
+
+fn read_text(input: &mut impl Read) -> std::io::Result<String> {
+    read_next_text(input)?
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated run file"))
 }
 
 fn read_change(input: &mut BufReader<File>) -> Result<Option<Change>, OrderError> {

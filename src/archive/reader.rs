@@ -227,13 +227,40 @@ pub fn rows(
     })
 }
 
+/// The Arrow record batches of a Parquet archive file, streamed. The Parquet crate
+/// panics on some corrupt pages: such a page ends the stream with an error, as any
+/// other undecodable page does.
+pub struct ParquetBatches {
+    reader: ParquetRecordBatchReader,
+    done: bool,
+}
+
+impl Iterator for ParquetBatches {
+    type Item = Result<RecordBatch, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let error =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.reader.next())) {
+                Ok(Some(Ok(batch))) => return Some(Ok(batch)),
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => e.to_string(),
+                Err(_) => "its pages cannot be decoded".to_string(),
+            };
+        self.done = true;
+        Some(Err(error))
+    }
+}
+
 /// The Arrow record batches of a Parquet archive file, with the projected standard
 /// columns (and only those). A missing column is an error.
 pub fn parquet_batches(
     bytes: Vec<u8>,
     location: &str,
     projection: Projection,
-) -> Result<ParquetRecordBatchReader, CorruptFile> {
+) -> Result<ParquetBatches, CorruptFile> {
     let corrupt = |reason: String| CorruptFile {
         location: location.to_string(),
         reason,
@@ -249,10 +276,14 @@ pub fn parquet_batches(
         roots.push(i);
     }
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    builder
+    let reader = builder
         .with_projection(mask)
         .build()
-        .map_err(|e| corrupt(e.to_string()))
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(ParquetBatches {
+        reader,
+        done: false,
+    })
 }
 
 /// The Arrow record batches of a Parquet file with every column it has, the standard
@@ -316,7 +347,7 @@ enum Inner {
 }
 
 struct ParquetRows {
-    reader: ParquetRecordBatchReader,
+    reader: ParquetBatches,
     batch: Option<Columns>,
     next: usize,
     row: usize,
@@ -445,11 +476,7 @@ impl ParquetRows {
                     return Ok(Some(row));
                 }
             }
-            // The Parquet crate panics on some corrupt pages: a corrupt file too.
-            let next =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.reader.next()))
-                    .map_err(|_| format!("row {}: its pages cannot be decoded", self.row))?;
-            match next {
+            match self.reader.next() {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(format!("row {}: {e}", self.row)),
                 Some(Ok(batch)) => {

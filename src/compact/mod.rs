@@ -393,27 +393,22 @@ impl Compactor<'_> {
             .name("compact-write".into())
             .spawn(move || {
                 // A file is stored while the next one is built; at most two are held.
-                let mut stored = 0usize;
-                let mut sent = 0usize;
-                let wait = |stored: &mut usize| -> Result<(), String> {
-                    ack_rx.recv().map_err(|_| STOPPED.to_string())??;
-                    *stored += 1;
-                    Ok(())
-                };
+                let ack = || ack_rx.recv().map_err(|_| STOPPED.to_string())?;
+                let mut unacked = false;
                 let mut store = |file: FinishedFile| -> Result<(), String> {
-                    if sent > stored {
-                        wait(&mut stored)?;
+                    if std::mem::take(&mut unacked) {
+                        ack()?;
                     }
                     files_tx
                         .blocking_send(file)
                         .map_err(|_| STOPPED.to_string())?;
-                    sent += 1;
+                    unacked = true;
                     Ok(())
                 };
                 let mut written = write::write_sorted(sorters, &layout, &mut store);
                 drop(files_tx);
-                if written.is_ok() && sent > stored {
-                    if let Err(e) = wait(&mut stored) {
+                if written.is_ok() && unacked {
+                    if let Err(e) = ack() {
                         written = Err(e);
                     }
                 }

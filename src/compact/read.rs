@@ -16,7 +16,7 @@ use super::sort::{sort_schema, RunSorter};
 use crate::archive::reader::{self, CorruptFile, Format, Projection, Row};
 use crate::archive::source::ArchiveSource;
 use crate::decode::{ChangeRecord, EventName};
-use crate::encode::parquet::standard_columns;
+use crate::encode::parquet::{standard_columns, standard_fields};
 
 /// Source objects fetched ahead of the decoding workers.
 const FETCH_AHEAD: usize = 4;
@@ -170,21 +170,9 @@ fn work(
             progress.inc(batch.num_rows() as u64);
             sorter.push(batch).map_err(|e| e.to_string())
         };
-        // The Parquet crate panics on some corrupt pages: that object is corrupt too, and
-        // its day fails naming it (the sorter is dropped with the day).
-        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match format {
-            Format::Parquet => read_parquet(job.bytes, &job.location, first, &mut push),
-            Format::JsonlGz => read_jsonl(job.bytes, &job.location, first, &mut push),
-        }));
-        match read {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(CorruptFile {
-                    location: job.location,
-                    reason: "its pages cannot be decoded".to_string(),
-                }
-                .to_string())
-            }
+        match format {
+            Format::Parquet => read_parquet(job.bytes, &job.location, first, &mut push)?,
+            Format::JsonlGz => read_jsonl(job.bytes, &job.location, first, &mut push)?,
         }
     }
     Ok(out)
@@ -208,7 +196,7 @@ fn read_parquet(
         reader::parquet_batches(bytes, location, Projection::ALL).map_err(|e| e.to_string())?;
     let mut next = first;
     for batch in batches {
-        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        let batch = batch.map_err(corrupt)?;
         let rows = batch.num_rows() as u64;
         let batch = conform(&batch, next).map_err(corrupt)?;
         next += rows;
@@ -220,9 +208,9 @@ fn read_parquet(
 /// A Parquet source's batch as [`sort_schema`]: its standard columns, type- and
 /// null-checked, with every `event_name` valid, and the read order appended.
 fn conform(batch: &RecordBatch, first: u64) -> Result<RecordBatch, String> {
-    let schema = sort_schema();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for field in schema.fields().iter().take(schema.fields().len() - 1) {
+    let fields = standard_fields();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.len() + 1);
+    for field in &fields {
         let name = field.name();
         let array = batch
             .column_by_name(name)
@@ -260,9 +248,20 @@ fn conform(batch: &RecordBatch, first: u64) -> Result<RecordBatch, String> {
             ));
         }
     }
-    let rows = batch.num_rows() as u64;
-    columns.push(Arc::new(UInt64Array::from_iter_values(first..first + rows)));
-    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+    with_read_order(columns, first, batch.num_rows())
+}
+
+/// The standard columns of `rows` rows with their read order appended, as
+/// [`sort_schema`]: `first`, `first + 1`, ...
+fn with_read_order(
+    mut columns: Vec<ArrayRef>,
+    first: u64,
+    rows: usize,
+) -> Result<RecordBatch, String> {
+    columns.push(Arc::new(UInt64Array::from_iter_values(
+        first..first + rows as u64,
+    )));
+    RecordBatch::try_new(sort_schema(), columns).map_err(|e| e.to_string())
 }
 
 /// The changes of a gzip JSON lines source, in batches.
@@ -280,12 +279,9 @@ fn read_jsonl(
         if chunk.is_empty() {
             return Ok(());
         }
-        let n = chunk.len() as u64;
-        let mut columns = standard_columns(chunk);
-        columns.push(Arc::new(UInt64Array::from_iter_values(*next..*next + n)));
-        *next += n;
+        let batch = with_read_order(standard_columns(chunk), *next, chunk.len())?;
+        *next += chunk.len() as u64;
         chunk.clear();
-        let batch = RecordBatch::try_new(sort_schema(), columns).map_err(|e| e.to_string())?;
         push(batch)
     };
     for row in rows {

@@ -14,7 +14,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::io::{BufReader, BufWriter, Seek};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMillisecondArray};
@@ -24,7 +24,7 @@ use arrow::error::ArrowError;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 
-use crate::archive::order::cmp_sequence;
+use crate::archive::order::{cmp_sequence, read_next_text, write_text};
 use crate::encode::parquet::standard_fields;
 
 /// The hidden last column of sorted batches: `(object index << 32) | row`, where the
@@ -380,7 +380,7 @@ impl Merged {
 }
 
 /// Sorts event IDs within a memory budget, for the manifest's digest: spilled runs
-/// are length-prefixed texts, merged back as distinct IDs in byte order.
+/// are length-prefixed texts (as the replay sorter's), merged back as distinct IDs in byte order.
 #[derive(Debug)]
 pub struct IdSorter {
     budget: usize,
@@ -433,11 +433,7 @@ impl IdSorter {
     fn spill(&mut self) -> Result<(), SortError> {
         let mut out = BufWriter::new(tempfile::tempfile()?);
         for id in self.sort_held() {
-            let len = u32::try_from(id.len()).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "an event ID over 4 GiB")
-            })?;
-            out.write_all(&len.to_le_bytes())?;
-            out.write_all(id.as_bytes())?;
+            write_text(&mut out, &id)?;
         }
         let mut file = out.into_inner().map_err(|e| e.into_error())?;
         self.spilled_bytes += file.stream_position()?;
@@ -462,7 +458,7 @@ impl IdSorter {
         let mut readers: Vec<BufReader<File>> = self.runs.into_iter().map(BufReader::new).collect();
         let mut heap = BinaryHeap::new();
         for (i, r) in readers.iter_mut().enumerate() {
-            if let Some(id) = read_id(r)? {
+            if let Some(id) = read_next_text(r)? {
                 heap.push(Reverse((id, i)));
             }
         }
@@ -473,20 +469,6 @@ impl IdSorter {
             last: None,
         })
     }
-}
-
-fn read_id(input: &mut BufReader<File>) -> Result<Option<String>, SortError> {
-    let mut len = [0u8; 4];
-    match input.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
-    input.read_exact(&mut buf)?;
-    String::from_utf8(buf)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()).into())
 }
 
 /// Distinct event IDs in byte order.
@@ -506,10 +488,10 @@ impl Iterator for DistinctIds {
         }
         loop {
             let Reverse((id, i)) = self.heap.pop()?;
-            match read_id(&mut self.readers[i]) {
+            match read_next_text(&mut self.readers[i]) {
                 Ok(Some(next)) => self.heap.push(Reverse((next, i))),
                 Ok(None) => {}
-                Err(e) => return Some(Err(e)),
+                Err(e) => return Some(Err(e.into())),
             }
             if self.last.as_deref() != Some(id.as_str()) {
                 self.last = Some(id.clone());

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
@@ -90,7 +90,11 @@ pub fn write_sorted(
             }
         }
         let Some(batch) = next else { break };
-        for id in column_text(&batch, 0)?.iter().flatten() {
+        let ids_column = batch
+            .column(0)
+            .as_string_opt::<i32>()
+            .ok_or_else(|| "merged rows: `event_id` is not text".to_string())?;
+        for id in ids_column.iter().flatten() {
             ids.push(id).map_err(|e| e.to_string())?;
         }
         rows += batch.num_rows() as u64;
@@ -152,14 +156,6 @@ pub fn properties(layout: &Layout) -> WriterProperties {
         b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
     b.build()
-}
-
-fn column_text(batch: &RecordBatch, i: usize) -> Result<&StringArray, String> {
-    batch
-        .column(i)
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| "merged rows: a text column is not text".to_string())
 }
 
 /// A merged batch with the output's columns: the standard ones (without the read
@@ -444,22 +440,31 @@ impl EncoderPool {
         Ok(())
     }
 
-    /// Waits for every encoder to write the last batch; the row group's encoded size.
-    fn written(&self) -> Result<usize, String> {
-        let mut total = 0;
+    /// One reply from every encoder, picked by `pick`; the first error if any failed.
+    fn gather<T>(&self, pick: fn(Reply) -> Option<Result<T, String>>) -> Result<Vec<T>, String> {
+        let mut out = Vec::with_capacity(self.encoders.len());
         let mut first_error = None;
         for e in &self.encoders {
-            match e.replies.recv() {
-                Ok(Reply::Written(Ok(n))) => total += n,
-                Ok(Reply::Written(Err(err))) => {
+            match e.replies.recv().ok().and_then(pick) {
+                Some(Ok(v)) => out.push(v),
+                Some(Err(err)) => {
                     first_error.get_or_insert(err);
                 }
-                _ => {
+                None => {
                     first_error.get_or_insert_with(|| STOPPED.to_string());
                 }
             }
         }
-        first_error.map_or(Ok(total), Err)
+        first_error.map_or(Ok(out), Err)
+    }
+
+    /// Waits for every encoder to write the last batch; the row group's encoded size.
+    fn written(&self) -> Result<usize, String> {
+        let sizes = self.gather(|r| match r {
+            Reply::Written(size) => Some(size),
+            Reply::Closed(_) => None,
+        })?;
+        Ok(sizes.into_iter().sum())
     }
 
     /// Ends every encoder's column chunks.
@@ -467,20 +472,11 @@ impl EncoderPool {
         for e in &self.encoders {
             self.send(e, Task::Close)?;
         }
-        let mut chunks = Vec::new();
-        let mut first_error = None;
-        for e in &self.encoders {
-            match e.replies.recv() {
-                Ok(Reply::Closed(Ok(c))) => chunks.extend(c),
-                Ok(Reply::Closed(Err(err))) => {
-                    first_error.get_or_insert(err);
-                }
-                _ => {
-                    first_error.get_or_insert_with(|| STOPPED.to_string());
-                }
-            }
-        }
-        first_error.map_or(Ok(chunks), Err)
+        let chunks = self.gather(|r| match r {
+            Reply::Closed(chunks) => Some(chunks),
+            Reply::Written(_) => None,
+        })?;
+        Ok(chunks.into_iter().flatten().collect())
     }
 }
 
