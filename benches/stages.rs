@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ddb_archiver::decode::{decode_input, ChangeRecord, DecodeOptions, Decoded};
+use ddb_archiver::decode::{decode_input, DecodeOptions, Decoded};
 use ddb_archiver::encode::{jsonl, parquet};
+use ddb_archiver::model::ChangeRecord;
 use serde_json::value::RawValue;
 
 /// The generated event of `kind` (`stream` or `kinesis`), as bytes.

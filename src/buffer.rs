@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::decode::ChangeRecord;
+use crate::model::ChangeRecord;
 use crate::route::PartitionKey;
 
 /// When pending records become a file.
@@ -219,7 +219,7 @@ mod tests {
     fn record(i: usize, day: u32) -> (PartitionKey, ChangeRecord) {
         let rec = ChangeRecord {
             event_id: format!("e{i}"),
-            event_name: crate::decode::EventName::Insert,
+            event_name: crate::model::EventName::Insert,
             table_name: "tbl".into(),
             sequence_number: i.to_string(),
             approximate_creation_time_ms: 0,
@@ -230,7 +230,7 @@ mod tests {
             new_image: None,
             old_image: None,
             record: "x".repeat(100).into(),
-            source: crate::decode::SourceKind::DynamoDbStream,
+            source: crate::model::SourceKind::DynamoDbStream,
             index: i,
         };
         let key = PartitionKey {
@@ -287,7 +287,7 @@ mod tests {
         let mut b = Buffer::new(t(usize::MAX, 100));
         for (i, range) in [(0, 0..15), (1, 15..30)] {
             let (k, mut r) = record(i, 1);
-            r.keys = crate::decode::JsonText::within(&input, &input[range]);
+            r.keys = crate::model::JsonText::within(&input, &input[range]);
             assert!(b.push(k, r, Instant::now()).is_empty());
         }
         assert_eq!(std::sync::Arc::strong_count(&input), 3);

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
+use crate::model::Location;
 use crate::pipeline::Archiver;
 use crate::report::{FailedFile, Summary};
-use crate::settings::{Location, Setting, Settings, SettingsError};
+use crate::settings::{Setting, Settings, SettingsError};
 use crate::sink::{ObjectSink, PutOutcome};
 
 /// Writes stop this long before the invocation's deadline, leaving time to answer.
@@ -308,7 +309,7 @@ mod tests {
     fn settings(dest: &str) -> Settings {
         Settings {
             dest: dest.to_string(),
-            format: crate::encode::Format::JsonlGz,
+            format: crate::model::Format::JsonlGz,
             ..Settings::default()
         }
     }

@@ -10,7 +10,8 @@ use chrono::{NaiveDate, Utc};
 
 use crate::buffer::{Batch, Buffer, Thresholds};
 use crate::decode::{decode_owned_input, DecodeOptions, Decoded, Rejected};
-use crate::encode::{self, jsonl, EncodedFile, Format};
+use crate::encode::{self, jsonl, EncodedFile};
+use crate::model::Format;
 use crate::report::{FailedFile, FileReport, InputError, RejectedReport, Summary};
 use crate::route::PartitionKey;
 use crate::schema::SchemaSet;
@@ -238,7 +239,7 @@ impl Archiver {
             Err(e) => self.summary.failed_files.push(FailedFile {
                 location: self
                     .sink
-                    .location(&crate::archive::key::rejected_path(self.processing_date)),
+                    .location(&crate::model::key::rejected_path(self.processing_date)),
                 records: count,
                 first_index,
                 first_sequence_number,

@@ -2,9 +2,11 @@
 //! the UTC day of its own event time (`approximate_creation_time`), never the time it
 //! was processed.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 
-use crate::decode::ChangeRecord;
+use crate::model::key::utc_date;
+
+use crate::model::ChangeRecord;
 
 /// A table and a UTC day: one Hive partition of the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,32 +30,14 @@ impl PartitionKey {
     /// The partition's path relative to the destination, with a trailing slash:
     /// `<table>/year=YYYY/month=MM/day=DD/`.
     pub fn path(&self) -> String {
-        crate::archive::key::partition_path(&self.table, self.date)
+        crate::model::key::partition_path(&self.table, self.date)
     }
-}
-
-/// The UTC calendar day of a millisecond epoch timestamp.
-pub fn utc_date(epoch_ms: i64) -> Option<NaiveDate> {
-    DateTime::<Utc>::from_timestamp_millis(epoch_ms).map(|t| t.date_naive())
-}
-
-/// Checks a table name against DynamoDB's rules (3 to 255 characters of `a-z`, `A-Z`,
-/// `0-9`, `_`, `-`, `.`), which also makes it safe as a path segment.
-pub fn validate_table_name(name: &str) -> Result<(), String> {
-    let ok_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if !(3..=255).contains(&name.len()) || !ok_chars || name.bytes().all(|b| b == b'.') {
-        return Err(format!(
-            "{name:?} is not a valid DynamoDB table name (3-255 characters of a-z, A-Z, 0-9, '_', '-', '.')"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::key::validate_table_name;
 
     #[test]
     fn partition_paths() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::buffer::Thresholds;
-use crate::encode::Format;
+use crate::model::{Format, Location};
 
 /// The archiver's settings, as named in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,67 +57,6 @@ pub struct SettingsError {
     pub setting: Setting,
     /// What is wrong with it.
     pub reason: String,
-}
-
-/// A location string that is neither a directory path nor an `s3://` URL.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct LocationError {
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// Where an archive is: written to (the destination) or read from (a source).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A local directory.
-    Local(PathBuf),
-    /// An S3 bucket and key prefix (empty, or ending in `/`).
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Key prefix, empty or ending in `/`.
-        prefix: String,
-    },
-}
-
-impl Location {
-    /// Parses `s3://bucket/prefix` or a directory path.
-    pub fn parse(s: &str) -> Result<Self, LocationError> {
-        let bad = |reason: String| LocationError { reason };
-        if let Some(rest) = s.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad(format!("{s:?} names no bucket")));
-            }
-            let mut prefix = prefix.trim_matches('/').to_string();
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            return Ok(Location::S3 {
-                bucket: bucket.to_string(),
-                prefix,
-            });
-        }
-        if s.is_empty() {
-            return Err(bad("empty".to_string()));
-        }
-        if s.contains("://") {
-            return Err(bad(format!(
-                "{s:?}: only local directories and s3:// URLs are supported"
-            )));
-        }
-        Ok(Location::Local(PathBuf::from(s)))
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "{}", p.display()),
-            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
 }
 
 /// Archive settings shared by the CLI and the Lambda function.
@@ -237,7 +176,7 @@ impl Settings {
             }
         }
         if let Some(t) = &self.table {
-            crate::route::validate_table_name(t).map_err(|reason| SettingsError {
+            crate::model::key::validate_table_name(t).map_err(|reason| SettingsError {
                 setting: Setting::Table,
                 reason,
             })?;

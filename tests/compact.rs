@@ -7,12 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use ddb_archiver::archive::key::ObjectKey;
-use ddb_archiver::archive::order::cmp_sequence;
-use ddb_archiver::archive::reader::{read_rows, Format, Projection, Row};
+use ddb_archiver::archive::manifest::{sha256_hex, Manifest};
+use ddb_archiver::archive::reader::{read_rows, Projection, Row};
 use ddb_archiver::archive::source::LocalDirSource;
-use ddb_archiver::compact::manifest::{sha256_hex, Manifest};
 use ddb_archiver::compact::{CompactOptions, CompactSummary, Compactor, DayStatus};
+use ddb_archiver::model::key::ObjectKey;
+use ddb_archiver::model::order::cmp_sequence;
+use ddb_archiver::model::Format;
 use ddb_archiver::pipeline::Archiver;
 use ddb_archiver::settings::Settings;
 use ddb_archiver::sink::local::LocalDirSink;
@@ -230,7 +231,7 @@ async fn reruns_are_no_ops_and_late_arrivals_make_a_new_version() {
             .keys()
             .filter_map(|k| match ObjectKey::parse(k) {
                 Some(ObjectKey::Compacted { version, date, .. })
-                    if key.contains(&ddb_archiver::archive::key::hive_date_path(date)) =>
+                    if key.contains(&ddb_archiver::model::key::hive_date_path(date)) =>
                 {
                     Some(version)
                 }

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use ddb_archiver::archive::filter::Filter;
 use ddb_archiver::archive::source::LocalDirSource;
-use ddb_archiver::decode::EventName;
-use ddb_archiver::encode::Format;
+use ddb_archiver::model::EventName;
+use ddb_archiver::model::Format;
 use ddb_archiver::pipeline::Archiver;
-use ddb_archiver::replay::filter::Filter;
 use ddb_archiver::replay::{replay, Output, ReplayError, ReplayOptions, ReplaySummary};
 use ddb_archiver::settings::Settings;
 use ddb_archiver::sink::local::LocalDirSink;
@@ -158,7 +158,7 @@ fn records_of(lines: &[String], batch_size: usize) -> Vec<Value> {
             "{}",
             recs.len()
         );
-        assert!(line.len() <= ddb_archiver::replay::emit::MAX_PAYLOAD_BYTES);
+        assert!(line.len() <= ddb_archiver::archive::emit::MAX_PAYLOAD_BYTES);
         out.extend(recs.iter().cloned());
     }
     out

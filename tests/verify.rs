@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use ddb_archiver::archive::key::ObjectKey;
 use ddb_archiver::archive::reader;
 use ddb_archiver::archive::source::{ArchiveSource, LocalDirSource};
 use ddb_archiver::compact::{CompactOptions, Compactor};
-use ddb_archiver::encode::Format;
+use ddb_archiver::model::key::ObjectKey;
+use ddb_archiver::model::Format;
 use ddb_archiver::pipeline::Archiver;
 use ddb_archiver::schema::SchemaSet;
 use ddb_archiver::settings::Settings;
@@ -304,10 +304,10 @@ fn reading(key: &str, bytes: &[u8]) -> String {
         }
     } else {
         // `created_by` only informs: it is not checked.
-        match serde_json::from_slice::<ddb_archiver::compact::manifest::Manifest>(bytes) {
+        match serde_json::from_slice::<ddb_archiver::archive::manifest::Manifest>(bytes) {
             Ok(m) => format!(
                 "{:?}",
-                ddb_archiver::compact::manifest::Manifest {
+                ddb_archiver::archive::manifest::Manifest {
                     created_by: String::new(),
                     ..m
                 }

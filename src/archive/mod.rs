@@ -6,7 +6,9 @@
 //! duplicates within a memory budget. Replay, schema inference and every later reader
 //! go through these.
 
-pub mod key;
+pub mod emit;
+pub mod filter;
+pub mod manifest;
 pub mod order;
 pub mod reader;
 pub mod source;

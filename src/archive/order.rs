@@ -13,6 +13,8 @@ use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 
+use crate::model::order::cmp_sequence;
+
 /// A temporary run file could not be written or read back.
 #[derive(Debug, thiserror::Error)]
 #[error("temporary sort file: {0}")]
@@ -43,14 +45,6 @@ impl Change {
             + self.record.len()
             + 104
     }
-}
-
-/// Compares decimal sequence numbers numerically (they can have ~56 digits): fewer
-/// significant digits first, then digit by digit.
-pub fn cmp_sequence(a: &str, b: &str) -> Ordering {
-    let a = a.trim_start_matches('0');
-    let b = b.trim_start_matches('0');
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Stream order within a group: group, time, then sequence number (numerically), then

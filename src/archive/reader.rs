@@ -14,8 +14,8 @@ use parquet::arrow::ProjectionMask;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::decode::{ChangeRecord, EventName, SourceKind};
-pub use crate::encode::Format;
+use crate::model::Format;
+use crate::model::{ChangeRecord, EventName, SourceKind};
 
 /// A file whose rows cannot be read. `reason` says where and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +27,7 @@ pub struct CorruptFile {
     pub reason: String,
 }
 
-/// The archive's standard columns (see [`crate::schema::STANDARD_COLUMNS`]).
+/// The archive's standard columns (see [`crate::model::columns::STANDARD_COLUMNS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
     /// `event_id`
@@ -75,7 +75,7 @@ impl Column {
 
     /// The column's name in the files.
     pub fn name(self) -> &'static str {
-        crate::schema::STANDARD_COLUMNS[self as usize]
+        crate::model::columns::STANDARD_COLUMNS[self as usize]
     }
 
     /// Can the column hold nulls?
@@ -625,7 +625,10 @@ mod tests {
         assert!(Projection::ALL.columns().eq(Column::ALL));
         assert!(Projection::CHANGES.contains(Column::Record));
         assert!(!Projection::CHANGES.contains(Column::NewImage));
-        for (c, name) in Column::ALL.iter().zip(crate::schema::STANDARD_COLUMNS) {
+        for (c, name) in Column::ALL
+            .iter()
+            .zip(crate::model::columns::STANDARD_COLUMNS)
+        {
             assert_eq!(c.name(), name);
         }
     }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
-use super::key;
+use crate::model::key;
 
-use crate::settings::Location;
+use crate::model::Location;
 
 /// A listing or read of the archive that failed.
 #[derive(Debug, thiserror::Error)]
@@ -128,33 +128,27 @@ pub async fn table_days(
             .folders("")
             .await?
             .into_iter()
-            .filter(|t| !t.starts_with('_') && crate::route::validate_table_name(t).is_ok())
+            .filter(|t| !t.starts_with('_') && crate::model::key::validate_table_name(t).is_ok())
             .collect(),
     };
-    let number =
-        |name: &str, prefix: &str| -> Option<u32> { name.strip_prefix(prefix)?.parse().ok() };
     let mut out = Vec::new();
     for table in tables {
         let root = key::table_prefix(&table);
         for y in source.folders(&root).await? {
-            let Some(year) = number(&y, "year=") else {
+            if key::hive_number(&y, "year").is_none() {
                 continue;
-            };
+            }
             let year_prefix = format!("{root}{y}/");
             for m in source.folders(&year_prefix).await? {
-                let Some(month) = number(&m, "month=") else {
+                if key::hive_number(&m, "month").is_none() {
                     continue;
-                };
+                }
                 let month_prefix = format!("{year_prefix}{m}/");
                 for d in source.folders(&month_prefix).await? {
-                    let date = number(&d, "day=").and_then(|day| {
-                        NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
-                    });
-                    let Some(date) = date else { continue };
                     // Only the canonical spelling (`month=01`) is a partition.
-                    if key::partition_path(&table, date) != format!("{month_prefix}{d}/") {
+                    let Some(date) = key::hive_date(&y, &m, &d) else {
                         continue;
-                    }
+                    };
                     if from.is_none_or(|f| date >= f) && to.is_none_or(|t| date <= t) {
                         out.push((table.clone(), date));
                     }

@@ -98,7 +98,7 @@ struct MaintenanceArgs {
 
 async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Maintenance> {
     use clap::{Args, FromArgMatches};
-    use ddb_archiver::settings::Location;
+    use ddb_archiver::model::Location;
     let cmd = MaintenanceArgs::augment_args(clap::Command::new("ddb-archiver-maintenance"));
     let matches = cmd
         .try_get_matches_from(["ddb-archiver-maintenance"])
@@ -276,7 +276,8 @@ mod tests {
     //! layers or how the body is parsed fails here, not in production.
 
     use super::*;
-    use ddb_archiver::archive::reader::{self, Format, Projection};
+    use ddb_archiver::archive::reader::{self, Projection};
+    use ddb_archiver::model::Format;
     use ddb_archiver::sink::local::LocalDirSink;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;

@@ -86,7 +86,7 @@ struct ReplayArgs {
 
     /// Replay only these event names.
     #[arg(long, value_name = "INSERT,MODIFY,REMOVE", value_delimiter = ',', value_parser = parse_event_name)]
-    event: Vec<ddb_archiver::decode::EventName>,
+    event: Vec<ddb_archiver::model::EventName>,
 
     /// Most records per event (at most 10000); events also stay under 6 MB.
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -247,7 +247,7 @@ impl DaysArgs {
     /// Checks `--table` and `--from`/`--to`, naming the flag at fault.
     fn check(&self) -> anyhow::Result<()> {
         if let Some(t) = &self.table {
-            ddb_archiver::route::validate_table_name(t)
+            ddb_archiver::model::key::validate_table_name(t)
                 .map_err(|e| anyhow::anyhow!("invalid --table: {e}"))?;
         }
         if let (Some(f), Some(t)) = (self.from, self.to) {
@@ -278,8 +278,8 @@ struct VerifyArgs {
     json: bool,
 }
 
-fn parse_event_name(s: &str) -> Result<ddb_archiver::decode::EventName, String> {
-    ddb_archiver::decode::EventName::parse(s)
+fn parse_event_name(s: &str) -> Result<ddb_archiver::model::EventName, String> {
+    ddb_archiver::model::EventName::parse(s)
         .ok_or_else(|| format!("{s:?} is not INSERT, MODIFY or REMOVE"))
 }
 
@@ -459,7 +459,7 @@ async fn schema(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         SchemaCommand::Infer(args) => {
-            let mut inferrer = ddb_archiver::schema::infer::Inferrer::new(args.table);
+            let mut inferrer = ddb_archiver::infer::Inferrer::new(args.table);
             for path in &args.paths {
                 inferrer.add_location(path).await?;
             }
@@ -558,7 +558,8 @@ async fn archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    use ddb_archiver::replay::{self, filter::Filter, invoke, Output, ReplayOptions};
+    use ddb_archiver::archive::filter::Filter;
+    use ddb_archiver::replay::{self, invoke, Output, ReplayOptions};
     let utc = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&chrono::Utc);
     let opts = ReplayOptions {
         table: args.table,
@@ -629,7 +630,7 @@ fn progress_bar(template: &str) -> anyhow::Result<indicatif::ProgressBar> {
 async fn compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
     use ddb_archiver::archive::source;
     use ddb_archiver::compact::{CompactOptions, Compactor, DayStatus};
-    use ddb_archiver::settings::Location;
+    use ddb_archiver::model::Location;
     let source_location =
         Location::parse(&args.source).map_err(|e| anyhow::anyhow!("invalid --source: {e}"))?;
     let dest_location =
@@ -698,8 +699,8 @@ fn finish(
 }
 
 async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    use ddb_archiver::model::Location;
     use ddb_archiver::restore::{self, ImportOptions, RestoreOptions, Target};
-    use ddb_archiver::settings::Location;
     use std::sync::Arc;
     let import = args
         .import_format
@@ -778,7 +779,7 @@ fn load_schemas(
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     use ddb_archiver::verify::{Verifier, VerifyOptions};
-    let location = ddb_archiver::settings::Location::parse(&args.source)
+    let location = ddb_archiver::model::Location::parse(&args.source)
         .map_err(|e| anyhow::anyhow!("invalid --source: {e}"))?;
     args.days.check()?;
     let options = VerifyOptions {

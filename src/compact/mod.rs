@@ -19,7 +19,6 @@
 //!   and a few fetched sources, whatever the day holds.
 //! - **The raw archive is never written to:** only the compacted layer's sink is.
 
-pub mod manifest;
 pub mod read;
 pub mod sort;
 pub mod write;
@@ -27,18 +26,15 @@ pub mod write;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::archive::key::{partition_path, ObjectKey};
-use crate::archive::reader::Format;
+use crate::archive::manifest::{EventIdDigest, Manifest, ManifestFile};
 use crate::archive::source::{table_days, ArchiveSource, SourceError};
 use crate::encode::EncodedFile;
+use crate::model::key::{partition_path, ObjectKey};
+use crate::model::Format;
 use crate::schema::SchemaSet;
 use crate::sink::ObjectSink;
-use manifest::{EventIdDigest, Manifest, ManifestFile};
 use sort::{IdSorter, RunSorter};
 use write::{FinishedFile, Layout};
-
-/// The column of compacted files that holds their compaction version.
-pub const VERSION_COLUMN: &str = "compaction_version";
 
 /// Default largest compacted file, in bytes.
 pub const DEFAULT_MAX_FILE_BYTES: usize = 256 * 1024 * 1024;
@@ -278,7 +274,7 @@ impl Compactor<'_> {
         }
         sources.sort();
         report.sources = sources.len();
-        let version = manifest::version_of(&sources);
+        let version = crate::archive::manifest::version_of(&sources);
         report.version = Some(version.clone());
         let manifest_key = ObjectKey::Manifest {
             table: table.to_string(),
@@ -311,7 +307,7 @@ impl Compactor<'_> {
             ));
         }
         let m = Manifest {
-            format: manifest::FORMAT.to_string(),
+            format: crate::archive::manifest::FORMAT.to_string(),
             table: table.to_string(),
             date: date.to_string(),
             version: version.clone(),
@@ -377,7 +373,10 @@ impl Compactor<'_> {
         let options = self.options;
         let layout = Layout {
             schema: options.schemas.get(table).cloned(),
-            version: (VERSION_COLUMN.to_string(), version.to_string()),
+            version: (
+                crate::model::columns::VERSION_COLUMN.to_string(),
+                version.to_string(),
+            ),
             max_file_bytes: options.max_file_bytes,
             row_group_bytes: options.row_group_bytes,
             row_group_max_rows: ROW_GROUP_MAX_ROWS,
@@ -464,7 +463,7 @@ impl Compactor<'_> {
         let described = ManifestFile {
             key: key.clone(),
             bytes: file.body.len() as u64,
-            sha256: manifest::sha256_hex(&file.body),
+            sha256: crate::archive::manifest::sha256_hex(&file.body),
             rows: file.rows,
         };
         let encoded = EncodedFile {

@@ -11,12 +11,13 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, TimeUnit};
 use futures_util::StreamExt;
 
-use super::manifest::{self, ManifestSource};
 use super::sort::{sort_schema, RunSorter};
-use crate::archive::reader::{self, CorruptFile, Format, Projection, Row};
+use crate::archive::manifest::{self, ManifestSource};
+use crate::archive::reader::{self, CorruptFile, Projection, Row};
 use crate::archive::source::ArchiveSource;
-use crate::decode::{ChangeRecord, EventName};
 use crate::encode::parquet::{standard_columns, standard_fields};
+use crate::model::Format;
+use crate::model::{ChangeRecord, EventName};
 
 /// Source objects fetched ahead of the decoding workers.
 const FETCH_AHEAD: usize = 4;

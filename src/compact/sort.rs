@@ -24,7 +24,9 @@ use arrow::error::ArrowError;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 
-use crate::archive::order::{cmp_sequence, read_next_text, write_text};
+use crate::model::order::cmp_sequence;
+
+use crate::archive::order::{read_next_text, write_text};
 use crate::encode::parquet::standard_fields;
 
 /// The hidden last column of sorted batches: `(object index << 32) | row`, where the

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::decode::ChangeRecord;
+use crate::model::ChangeRecord;
 
 /// Gzip level used for archive files. With zlib-rs, level 5 searches shorter match
 /// chains than 6: the JSON lines repeat each image (in its column and in `record`), so

@@ -7,9 +7,12 @@ pub mod parquet;
 
 use sha2::{Digest, Sha256};
 
-use crate::archive::key::{DataKey, ObjectKey, DIGEST_HEX_DIGITS};
+use crate::model::key::{DataKey, ObjectKey};
+
 use crate::buffer::Batch;
-use crate::decode::ChangeRecord;
+use crate::model::hex::hex_digest;
+use crate::model::ChangeRecord;
+use crate::model::Format;
 use crate::schema::TableSchema;
 
 /// Errors while encoding a batch.
@@ -42,72 +45,6 @@ pub enum EncodeError {
     /// An empty batch has no file.
     #[error("empty batch for {0}")]
     Empty(String),
-}
-
-/// The archive's file formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// Apache Parquet built from Arrow record batches (`.parquet`).
-    Parquet,
-    /// Gzip-compressed JSON lines (`.json.gz`).
-    JsonlGz,
-}
-
-impl Format {
-    /// Every format.
-    pub const ALL: [Format; 2] = [Format::Parquet, Format::JsonlGz];
-
-    /// The format of an archive object, told by its key's extension; `None` for other
-    /// objects.
-    pub fn of_key(key: &str) -> Option<Self> {
-        Format::ALL.into_iter().find(|f| {
-            key.strip_suffix(f.extension())
-                .is_some_and(|k| k.ends_with('.'))
-        })
-    }
-
-    /// The format of a name as written in settings (`parquet`, `jsonl.gz`).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Format::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    /// The file name extension, without the leading dot.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Parquet => "parquet",
-            Format::JsonlGz => "json.gz",
-        }
-    }
-
-    /// The name used on the command line and in settings.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Parquet => "parquet",
-            Format::JsonlGz => "jsonl.gz",
-        }
-    }
-
-    /// The object's `Content-Type`.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Parquet => "application/vnd.apache.parquet",
-            Format::JsonlGz => "application/x-ndjson",
-        }
-    }
-
-    /// The object's `Content-Encoding`, if any.
-    pub fn content_encoding(self) -> Option<&'static str> {
-        match self {
-            Format::Parquet => None,
-            Format::JsonlGz => Some("gzip"),
-        }
-    }
-}
-
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// One encoded object, ready for a sink.
@@ -200,12 +137,4 @@ pub fn record_set_digest(records: &[ChangeRecord]) -> String {
         }
     }
     hex_digest(h.finalize().as_slice())
-}
-
-/// The digest of an object name: the first [`DIGEST_HEX_DIGITS`] hex digits of a hash.
-pub fn hex_digest(hash: &[u8]) -> String {
-    hash.iter()
-        .take(DIGEST_HEX_DIGITS / 2)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

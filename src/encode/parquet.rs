@@ -15,7 +15,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use crate::decode::ChangeRecord;
+use crate::model::ChangeRecord;
 use crate::schema::TableSchema;
 
 /// Rows per Parquet row group.
@@ -264,6 +264,18 @@ impl<W: std::io::Write + Send> Writer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn standard_columns_match_the_parquet_files() {
+        let parquet: Vec<String> = standard_fields().iter().map(|f| f.name().clone()).collect();
+        let table: Vec<String> = crate::schema::table::standard_columns()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(parquet, table);
+        assert_eq!(table, crate::model::columns::STANDARD_COLUMNS);
+    }
+
     use crate::decode::{decode_input, DecodeOptions, Decoded};
     use arrow::array::{Array, StringArray};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

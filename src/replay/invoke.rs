@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_lambda::primitives::Blob;
 use serde::Deserialize;
 
-use super::emit::event_json;
+use crate::archive::emit::event_json;
 use crate::archive::order::Change;
 
 /// Invocations of one event, the first included, before replay gives up.

@@ -7,8 +7,6 @@
 //! `{"Records":[...]}` events; the events are written one per line or sent to a Lambda
 //! function by [`invoke`]. [`replay`] drives it, one day at a time.
 
-pub mod emit;
-pub mod filter;
 pub mod invoke;
 
 use std::collections::BTreeMap;
@@ -18,12 +16,13 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::archive::key::{partition_day, partition_path, table_prefix};
+use crate::archive::emit::Batcher;
+use crate::archive::filter::{Filter, FilterError};
 use crate::archive::order::{Change, OrderError, Sorter};
-use crate::archive::reader::{read_rows, CorruptFile, Format, Projection};
+use crate::archive::reader::{read_rows, CorruptFile, Projection};
 use crate::archive::source::{ArchiveSource, SourceError};
-use emit::Batcher;
-use filter::{Filter, FilterError};
+use crate::model::key::{partition_day, partition_path, table_prefix};
+use crate::model::Format;
 use invoke::{InvokeError, InvokeStats, Invoker};
 
 /// Default memory budget for one day's changes before sorted runs spill to disk.
@@ -94,7 +93,7 @@ pub struct ReplayOptions {
     pub table: String,
     /// The changes selected.
     pub filter: Filter,
-    /// Most records per event (1 to [`emit::MAX_BATCH_RECORDS`]).
+    /// Most records per event (1 to [`crate::archive::emit::MAX_BATCH_RECORDS`]).
     pub batch_size: usize,
     /// Emit only the changes after this event (in replay order).
     pub resume_after: Option<String>,
@@ -313,7 +312,7 @@ impl Run<'_, '_> {
             for row in rows {
                 if self.opts.filter.matches(&row) {
                     self.summary.records_selected += 1;
-                    let record = emit::stream_record(
+                    let record = crate::archive::emit::stream_record(
                         row.record,
                         &row.sequence_number,
                         row.time_ms,
@@ -363,7 +362,7 @@ impl Run<'_, '_> {
     async fn deliver(&mut self, batch: Vec<Change>) -> Result<(), ReplayError> {
         let last = match &mut self.output {
             Output::Lines(w) => {
-                let mut line = emit::event_json(&batch);
+                let mut line = crate::archive::emit::event_json(&batch);
                 line.push(b'\n');
                 w.write_all(&line).map_err(ReplayError::Output)?;
                 if self.opts.checkpoint.is_some() {
@@ -413,7 +412,7 @@ pub async fn replay(
 ) -> Result<ReplaySummary, Box<ReplayFailure>> {
     let fail =
         |error: ReplayError, summary: ReplaySummary| Box::new(ReplayFailure { error, summary });
-    if let Err(reason) = crate::route::validate_table_name(&opts.table) {
+    if let Err(reason) = crate::model::key::validate_table_name(&opts.table) {
         return Err(fail(
             ReplayError::Option {
                 flag: "--table",
@@ -422,14 +421,14 @@ pub async fn replay(
             ReplaySummary::default(),
         ));
     }
-    if !(1..=emit::MAX_BATCH_RECORDS).contains(&opts.batch_size) {
+    if !(1..=crate::archive::emit::MAX_BATCH_RECORDS).contains(&opts.batch_size) {
         return Err(fail(
             ReplayError::Option {
                 flag: "--batch-size",
                 reason: format!(
                     "{} is not between 1 and {}",
                     opts.batch_size,
-                    emit::MAX_BATCH_RECORDS
+                    crate::archive::emit::MAX_BATCH_RECORDS
                 ),
             },
             ReplaySummary::default(),
@@ -447,7 +446,7 @@ pub async fn replay(
         opts,
         output,
         progress,
-        batcher: Batcher::new(opts.batch_size, emit::MAX_PAYLOAD_BYTES),
+        batcher: Batcher::new(opts.batch_size, crate::archive::emit::MAX_PAYLOAD_BYTES),
         resume: resume.clone(),
         stats: InvokeStats::default(),
         summary: ReplaySummary {

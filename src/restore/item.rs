@@ -3,8 +3,6 @@
 //! - [`to_item`] converts an image (`{"name": {"S": "..."}, ...}`) into aws-sdk-dynamodb
 //!   [`AttributeValue`]s exactly: numbers stay their decimal text (all 38 digits),
 //!   binaries are base64-decoded to their bytes, sets, maps and lists keep every member.
-//! - [`canonical_key`] gives an item's key attributes one text whatever their order, so
-//!   each item's history sorts together.
 //! - [`KeyShape`] names the key attributes and their types, to compare with a target
 //!   table's key schema.
 
@@ -108,54 +106,12 @@ pub fn to_attribute(v: Value) -> Result<AttributeValue, String> {
     })
 }
 
-fn write_canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (k, v)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(v, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// One text for an item's key attributes (DynamoDB JSON), whatever the order of its
-/// members and its whitespace: object members sorted by name, no whitespace.
-pub fn canonical_key(keys: &str) -> Result<String, String> {
-    let v: Value = serde_json::from_str(keys).map_err(|e| e.to_string())?;
-    if !v.is_object() {
-        return Err("the keys are a JSON object".into());
-    }
-    let mut out = String::with_capacity(keys.len());
-    write_canonical(&v, &mut out);
-    Ok(out)
-}
-
 /// The key attributes of an item: names and scalar types, sorted by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyShape(pub Vec<(String, ScalarAttributeType)>);
 
 impl KeyShape {
-    /// The shape of a canonical key text (see [`canonical_key`]).
+    /// The shape of a canonical key text (see [`crate::model::item::canonical_key`]).
     pub fn of_keys(keys: &str) -> Result<KeyShape, String> {
         let v: Value = serde_json::from_str(keys).map_err(|e| e.to_string())?;
         let Value::Object(map) = v else {
@@ -244,20 +200,6 @@ mod tests {
             let e = to_item(text).unwrap_err();
             assert!(e.starts_with(want), "{text}: {e}");
         }
-    }
-
-    #[test]
-    fn canonical_keys_ignore_order_and_whitespace() {
-        let a = canonical_key(r#"{"sk":{"N":"10"},"pk":{"S":"a\"b"}}"#).unwrap();
-        let b = canonical_key(r#" { "pk" : { "S" : "a\"b" } , "sk":{"N":"10"} } "#).unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a, r#"{"pk":{"S":"a\"b"},"sk":{"N":"10"}}"#);
-        assert_ne!(
-            a,
-            canonical_key(r#"{"pk":{"S":"a\"b"},"sk":{"S":"10"}}"#).unwrap()
-        );
-        assert!(canonical_key("[]").is_err());
-        assert!(canonical_key("{").is_err());
     }
 
     #[test]

@@ -19,11 +19,11 @@ use aws_sdk_dynamodb::types::ScalarAttributeType;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::archive::filter::{Filter, FilterError};
 use crate::archive::order::OrderError;
 use crate::archive::reader::CorruptFile;
 use crate::archive::source::{ArchiveSource, SourceError};
-use crate::replay::filter::{Filter, FilterError};
-use crate::settings::Location;
+use crate::model::Location;
 use crate::sink::s3::{describe_sdk_error, RetryPolicy};
 use crate::sink::{ObjectSink, SinkError};
 use item::KeyShape;
@@ -348,8 +348,8 @@ async fn table_is_empty(
 
 fn validate(opts: &RestoreOptions, now: DateTime<Utc>) -> Result<Option<Filter>, RestoreError> {
     let option = |flag, reason: String| RestoreError::Option { flag, reason };
-    crate::route::validate_table_name(&opts.table).map_err(|r| option("--table", r))?;
-    crate::route::validate_table_name(&opts.to_table).map_err(|r| option("--to-table", r))?;
+    crate::model::key::validate_table_name(&opts.table).map_err(|r| option("--table", r))?;
+    crate::model::key::validate_table_name(&opts.to_table).map_err(|r| option("--to-table", r))?;
     if opts.as_of > now {
         return Err(option(
             "--as-of",

@@ -17,13 +17,15 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::item::{canonical_key, to_item, KeyShape};
+use super::item::{to_item, KeyShape};
 use super::{RestoreError, RestoreSummary};
-use crate::archive::key::{partition_day, table_prefix};
+use crate::archive::filter::Filter;
 use crate::archive::order::{Change, Sorter};
-use crate::archive::reader::{rows, Column, Format, Projection};
+use crate::archive::reader::{rows, Column, Projection};
 use crate::archive::source::ArchiveSource;
-use crate::replay::filter::Filter;
+use crate::model::item::canonical_key;
+use crate::model::key::{partition_day, table_prefix};
+use crate::model::Format;
 
 /// What restore reads of each row.
 pub const PROJECTION: Projection = Projection::of(&[

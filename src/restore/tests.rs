@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::*;
 use crate::archive::source::LocalDirSource;
-use crate::encode::Format;
+use crate::model::Format;
 use crate::pipeline::Archiver;
 use crate::settings::Settings;
 use crate::sink::local::LocalDirSink;
@@ -113,7 +113,7 @@ async fn archive(dir: &std::path::Path, format: Format, records: &[Gen]) {
 fn expected(records: &[Gen], as_of_ms: i64) -> BTreeMap<String, String> {
     let mut state = BTreeMap::new();
     for g in records.iter().filter(|g| g.time_ms <= as_of_ms) {
-        let key = item::canonical_key(&g.key).unwrap();
+        let key = crate::model::item::canonical_key(&g.key).unwrap();
         match &g.image {
             Some(img) if g.name != "REMOVE" => state.insert(key, img.clone()),
             _ => state.remove(&key),
@@ -124,7 +124,7 @@ fn expected(records: &[Gen], as_of_ms: i64) -> BTreeMap<String, String> {
 
 fn key_of(image: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(image).unwrap();
-    item::canonical_key(&format!(r#"{{"pk":{},"sk":{}}}"#, v["pk"], v["sk"])).unwrap()
+    crate::model::item::canonical_key(&format!(r#"{{"pk":{},"sk":{}}}"#, v["pk"], v["sk"])).unwrap()
 }
 
 async fn compute(

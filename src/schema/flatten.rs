@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{type_errors_field, Column, ColumnType, ElementType, PathStep, TableSchema};
-use crate::decode::{ChangeRecord, EventName};
+use crate::model::{ChangeRecord, EventName};
 
 /// A DynamoDB attribute value; maps and lists keep their members as raw JSON text.
 #[derive(Debug, Deserialize)]
@@ -610,7 +610,7 @@ mod tests {
             new_image,
             old_image,
             record: "{}".into(),
-            source: crate::decode::SourceKind::DynamoDbStream,
+            source: crate::model::SourceKind::DynamoDbStream,
             index: 0,
         }
     }

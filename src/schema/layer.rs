@@ -25,10 +25,11 @@ use chrono::{Datelike, NaiveDate};
 use sha2::{Digest, Sha256};
 
 use super::table::{data_columns, Storage, TableColumn, TableDefinition, TableError, TableNames};
-use super::{TableSchema, PARTITION_COLUMNS};
-use crate::archive::key::MANIFESTS_DIR;
-use crate::compact::VERSION_COLUMN;
-use crate::encode::Format;
+use super::TableSchema;
+use crate::model::columns::PARTITION_COLUMNS;
+use crate::model::columns::VERSION_COLUMN;
+use crate::model::key::MANIFESTS_DIR;
+use crate::model::Format;
 
 /// Suffix of the compacted layer's table name.
 pub const COMPACTED_SUFFIX: &str = "_compacted";
@@ -266,7 +267,7 @@ impl LayerSet {
     /// so a day is compacted this way once (see [`Self::compact_sql`]).
     pub fn sql_version(&self, date: NaiveDate) -> String {
         let text = format!("{}\n{date}\n{SQL_VERSION_TAG}\n", self.dynamodb_table);
-        crate::encode::hex_digest(Sha256::digest(text.as_bytes()).as_slice())
+        crate::model::hex::hex_digest(Sha256::digest(text.as_bytes()).as_slice())
     }
 
     /// The Athena statements that compact `date` on Athena, `;`-terminated, one after

@@ -6,10 +6,8 @@
 //! - [`table`] maps a schema (or the standard columns alone) to one Athena/Glue table
 //!   definition, rendered as `CREATE EXTERNAL TABLE` DDL or as a CloudFormation
 //!   `AWS::Glue::Table` `TableInput`;
-//! - [`infer`] proposes a schema file from archived records.
 
 pub mod flatten;
-pub mod infer;
 pub mod layer;
 pub mod table;
 
@@ -20,27 +18,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use serde::Deserialize;
 
-/// Name of the column listing the typed columns whose value did not fit.
-pub const TYPE_ERRORS_COLUMN: &str = "type_errors";
-
-/// The standard archive columns, in order (see [`crate::encode::parquet::standard_fields`]).
-pub const STANDARD_COLUMNS: [&str; 12] = [
-    "event_id",
-    "event_name",
-    "table_name",
-    "sequence_number",
-    "approximate_creation_time",
-    "stream_view_type",
-    "size_bytes",
-    "ttl_delete",
-    "keys",
-    "new_image",
-    "old_image",
-    "record",
-];
-
-/// The Hive partition columns of every archive table.
-pub const PARTITION_COLUMNS: [&str; 3] = ["year", "month", "day"];
+use crate::model::columns::{PARTITION_COLUMNS, STANDARD_COLUMNS, TYPE_ERRORS_COLUMN};
 
 /// Largest decimal precision (Arrow Decimal128, Athena `decimal`).
 pub const MAX_DECIMAL_PRECISION: u8 = 38;
@@ -399,10 +377,12 @@ impl TableSchema {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        crate::route::validate_table_name(&repr.table).map_err(|reason| SchemaError::Table {
-            path: path.to_path_buf(),
-            table: repr.table.clone(),
-            reason,
+        crate::model::key::validate_table_name(&repr.table).map_err(|reason| {
+            SchemaError::Table {
+                path: path.to_path_buf(),
+                table: repr.table.clone(),
+                reason,
+            }
         })?;
         let reserved: Vec<&str> = STANDARD_COLUMNS
             .iter()

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::{validate_column_name, TableSchema, PARTITION_COLUMNS, TYPE_ERRORS_COLUMN};
-use crate::encode::Format;
+use crate::model::Format;
 
 /// First year of the `year` partition projection (DynamoDB launched in 2012).
 pub const PROJECTION_FIRST_YEAR: u32 = 2012;
@@ -113,9 +113,11 @@ impl TableNames {
         database: Option<&str>,
         name: Option<&str>,
     ) -> Result<Self, TableError> {
-        crate::route::validate_table_name(dynamodb_table).map_err(|reason| TableError::Table {
-            name: dynamodb_table.to_string(),
-            reason,
+        crate::model::key::validate_table_name(dynamodb_table).map_err(|reason| {
+            TableError::Table {
+                name: dynamodb_table.to_string(),
+                reason,
+            }
         })?;
         let name = match name {
             Some(n) => n.to_string(),
@@ -489,17 +491,6 @@ mod tests {
             Path::new("invoices.json"),
         )
         .unwrap()
-    }
-
-    #[test]
-    fn standard_columns_match_the_parquet_files() {
-        let parquet: Vec<String> = crate::encode::parquet::standard_fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let table: Vec<String> = standard_columns().into_iter().map(|c| c.name).collect();
-        assert_eq!(parquet, table);
-        assert_eq!(table, crate::schema::STANDARD_COLUMNS);
     }
 
     #[test]

@@ -66,14 +66,14 @@ pub trait ObjectSink: Send + Sync {
 /// An S3 client is built from the default AWS configuration chain (see
 /// [`s3::S3Sink::client_from_env`]).
 pub async fn open(
-    dest: &crate::settings::Location,
+    dest: &crate::model::Location,
     kms_key_id: Option<&str>,
 ) -> Result<std::sync::Arc<dyn ObjectSink>, SinkError> {
     match dest {
-        crate::settings::Location::Local(path) => {
+        crate::model::Location::Local(path) => {
             Ok(std::sync::Arc::new(local::LocalDirSink::new(path.clone())))
         }
-        crate::settings::Location::S3 { bucket, prefix } => {
+        crate::model::Location::S3 { bucket, prefix } => {
             let options = s3::S3Options {
                 kms_key_id: kms_key_id.map(str::to_string),
                 ..s3::S3Options::default()

@@ -10,12 +10,14 @@ use chrono::NaiveDate;
 
 use super::rows::{check_file, Extra};
 use super::{CompactedDay, ObjectKind, Reasons, Verifier, VerifySummary};
-use crate::archive::key::ObjectKey;
-use crate::archive::order::{cmp_sequence, Change, Sorter};
-use crate::archive::reader::{self, Column, Format, Projection};
+use crate::archive::manifest::{self, EventIdDigest, Manifest};
+use crate::archive::order::{Change, Sorter};
+use crate::archive::reader::{self, Column, Projection};
 use crate::archive::source::{open_location, ArchiveSource};
-use crate::compact::manifest::{self, EventIdDigest, Manifest};
-use crate::settings::Location;
+use crate::model::key::ObjectKey;
+use crate::model::order::cmp_sequence;
+use crate::model::Format;
+use crate::model::Location;
 
 /// The raw archives named by manifests' sources, one opened source per root.
 #[derive(Default)]

@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::archive::key::{partition_day, ObjectKey, MANIFESTS_DIR};
 use crate::archive::source::{ArchiveSource, SourceError, StoredChecksum};
+use crate::model::key::{partition_day, ObjectKey, MANIFESTS_DIR};
 use crate::schema::SchemaSet;
 
 /// Most reasons kept for one object; past it the count of the others is given.

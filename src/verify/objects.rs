@@ -6,11 +6,12 @@ use sha2::{Digest, Sha256};
 
 use super::rows::{check_file, Extra};
 use super::Reasons;
-use crate::archive::key::DataKey;
 use crate::archive::reader::gunzip;
 use crate::archive::source::StoredChecksum;
-use crate::decode::ChangeRecord;
-use crate::encode::{hex_digest, record_set_digest};
+use crate::encode::record_set_digest;
+use crate::model::hex::hex_digest;
+use crate::model::key::DataKey;
+use crate::model::ChangeRecord;
 use crate::schema::SchemaSet;
 
 /// Compares bytes with a stored checksum: `Some(Ok)` when they match, `Some(Err)` with

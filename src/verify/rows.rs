@@ -9,16 +9,18 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use serde_json::value::RawValue;
 
 use super::Reasons;
-use crate::archive::reader::{self, Format, Projection, Row};
-use crate::decode::{decode_record, ChangeRecord, DecodeOptions, Decoded};
+use crate::archive::reader::{self, Projection, Row};
+use crate::decode::{decode_record, DecodeOptions, Decoded};
+use crate::model::ChangeRecord;
+use crate::model::Format;
 use crate::schema::{SchemaSet, TableSchema};
 
 /// The change a row's `record` gives when decoded again. A change that came through
 /// Kinesis is first wrapped back into its Kinesis record (see
-/// [`crate::replay::emit::stream_record`]); a record that names no table takes the
+/// [`crate::archive::emit::stream_record`]); a record that names no table takes the
 /// row's `table_name`, as `--table` gave it when it was archived.
 pub fn rederive(row: &Row) -> Result<ChangeRecord, String> {
-    let text = crate::replay::emit::stream_record(
+    let text = crate::archive::emit::stream_record(
         row.record.clone(),
         &row.sequence_number,
         row.time_ms,
@@ -252,16 +254,16 @@ fn check_extra_columns(
     reasons: &mut Reasons,
 ) {
     let schema = batch.schema();
-    let standard = crate::schema::STANDARD_COLUMNS.len();
+    let standard = crate::model::columns::STANDARD_COLUMNS.len();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     if let Some(version) = extra.version {
         match batch
-            .column_by_name(crate::compact::VERSION_COLUMN)
+            .column_by_name(crate::model::columns::VERSION_COLUMN)
             .and_then(|c| c.as_string_opt::<i32>().cloned())
         {
             None => reasons.push(format!(
                 "no text column `{}`",
-                crate::compact::VERSION_COLUMN
+                crate::model::columns::VERSION_COLUMN
             )),
             Some(values) => {
                 if let Some(i) =
@@ -270,7 +272,7 @@ fn check_extra_columns(
                     reasons.push(format!(
                         "row {}: `{}` is not the version {version}",
                         first_row + i as u64,
-                        crate::compact::VERSION_COLUMN
+                        crate::model::columns::VERSION_COLUMN
                     ));
                 }
             }
@@ -279,7 +281,7 @@ fn check_extra_columns(
     let Some(schema_of_table) = extra.schema else {
         return;
     };
-    let mut want: Vec<String> = crate::schema::STANDARD_COLUMNS
+    let mut want: Vec<String> = crate::model::columns::STANDARD_COLUMNS
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -288,7 +290,7 @@ fn check_extra_columns(
         .unwrap_or_default();
     want.extend(fields.iter().map(|f| f.name().clone()));
     if extra.version.is_some() {
-        want.push(crate::compact::VERSION_COLUMN.to_string());
+        want.push(crate::model::columns::VERSION_COLUMN.to_string());
     }
     if names != want {
         reasons.push(format!(

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use ddb_archiver::decode::minify_json;
-use ddb_archiver::encode::Format;
+use ddb_archiver::model::Format;
 use ddb_archiver::report::Summary;
 use serde_json::value::RawValue;
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ddb_archiver::encode::Format;
+use ddb_archiver::model::Format;
 use sha2::{Digest, Sha256};
 
 use crate::support::*;

@@ -2,7 +2,7 @@
 //! and microseconds; and determinism: the same input twice gives the same files.
 
 use base64::Engine as _;
-use ddb_archiver::encode::Format;
+use ddb_archiver::model::Format;
 use serde_json::json;
 
 use crate::support::*;

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
-use ddb_archiver::encode::Format;
+use ddb_archiver::model::Format;
 use ddb_archiver::pipeline::Archiver;
 use ddb_archiver::report::Summary;
 pub use ddb_archiver::settings::Settings;

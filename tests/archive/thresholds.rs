@@ -1,7 +1,7 @@
 //! Thresholds split a large input into several files per partition, each within the
 //! limit, with no record lost; bad records among good ones are kept under `_rejected/`.
 
-use ddb_archiver::encode::Format;
+use ddb_archiver::model::Format;
 use serde_json::json;
 
 use crate::support::*;

@@ -2,7 +2,7 @@
 //! shared by both binaries (the Lambda function reads the same variables), mapped onto
 //! the library's [`Settings`]; errors name the flag and the variable.
 
-use ddb_archiver::encode::Format;
+use ddb_archiver::model::Format;
 use ddb_archiver::settings::{Setting, Settings, SettingsError, DEFAULT_DEST};
 
 /// The `--format` values.

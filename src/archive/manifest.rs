@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::model::hex::hex;
+
 /// The manifest format's name and version.
 pub const FORMAT: &str = "ddb-archiver/compaction-manifest/1";
 
@@ -72,17 +74,12 @@ pub fn version_of(keys: &[String]) -> String {
         h.update(k.as_bytes());
         h.update(b"\n");
     }
-    crate::encode::hex_digest(h.finalize().as_slice())
+    crate::model::hex::hex_digest(h.finalize().as_slice())
 }
 
 /// SHA-256 of bytes, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(Sha256::digest(bytes).as_slice())
-}
-
-/// Bytes as lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The digest over sorted distinct event IDs, fed one ID at a time in sorted order.

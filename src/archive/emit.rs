@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(c.sequence_number, seq);
         assert_eq!(c.event_id, "k1");
         assert_eq!(c.approximate_creation_time_ms, 1_767_225_600_123);
-        assert_eq!(c.source, crate::decode::SourceKind::Kinesis);
+        assert_eq!(c.source, crate::model::SourceKind::Kinesis);
 
         let ddb = r#"{"eventID":"d1","dynamodb":{"SequenceNumber":"5","Keys":{}}}"#;
         assert_eq!(

@@ -11,11 +11,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::key::REJECTED_DIR;
-use crate::archive::reader::{self, Column, CorruptFile, Format, Projection};
+use crate::archive::reader::{self, Column, CorruptFile, Projection};
 use crate::archive::source::SourceError;
+use crate::model::key::REJECTED_DIR;
+use crate::model::Format;
 
-use super::{TableSchema, PARTITION_COLUMNS, STANDARD_COLUMNS, TYPE_ERRORS_COLUMN};
+use crate::model::columns::{PARTITION_COLUMNS, STANDARD_COLUMNS, TYPE_ERRORS_COLUMN};
+use crate::schema::TableSchema;
 
 /// An archive file that cannot be read, or records that do not make one proposal.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +54,7 @@ struct Numbers {
 impl Numbers {
     fn add(&mut self, text: &str) {
         self.count += 1;
-        if super::flatten::to_i64(text).is_err() {
+        if crate::schema::flatten::to_i64(text).is_err() {
             self.not_bigint = true;
         }
         let magnitude = text.trim_start_matches(['-', '+']);
@@ -70,7 +72,7 @@ impl Numbers {
             return "bigint".to_string();
         }
         let p = (self.int_digits.max(0) + self.scale).max(1);
-        if self.unreadable || p > i64::from(super::MAX_DECIMAL_PRECISION) {
+        if self.unreadable || p > i64::from(crate::schema::MAX_DECIMAL_PRECISION) {
             "double".to_string()
         } else {
             format!("decimal({p},{})", self.scale.max(0))
@@ -196,7 +198,7 @@ impl Inferrer {
         }
         self.records += 1;
         for image in images.into_iter().flatten() {
-            let Ok(members) = serde_json::from_str::<super::flatten::Members>(image) else {
+            let Ok(members) = serde_json::from_str::<crate::schema::flatten::Members>(image) else {
                 continue;
             };
             for (name, raw) in members.0 {
@@ -211,7 +213,7 @@ impl Inferrer {
                 match serde_json::from_str::<Kind>(raw.get()) {
                     Ok(Kind::S(s)) => {
                         seen.strings += 1;
-                        if super::flatten::iso_millis(&s).is_ok() {
+                        if crate::schema::flatten::iso_millis(&s).is_ok() {
                             seen.timestamps += 1;
                         }
                     }
@@ -333,7 +335,7 @@ fn corrupt(e: CorruptFile) -> InferError {
 /// A column name for an attribute: lowercase, `_` for anything but `a-z0-9_`, `a_` in
 /// front of a leading digit.
 fn column_name(attribute: &str) -> String {
-    let mut name = super::table::athena_table_name(attribute);
+    let mut name = crate::schema::table::athena_table_name(attribute);
     if let Some(rest) = name.strip_prefix("t_") {
         if rest.starts_with(|c: char| c.is_ascii_digit()) && !attribute.starts_with("t_") {
             name = format!("a_{rest}");

@@ -5,8 +5,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::archive::reader::Row;
-use crate::decode::EventName;
-use crate::route::utc_date;
+use crate::model::item::canonical_key;
+use crate::model::key::utc_date;
+use crate::model::EventName;
 
 /// A filter that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +26,9 @@ pub struct Filter {
     from_ms: Option<i64>,
     /// Time bound, milliseconds, exclusive.
     to_ms: Option<i64>,
-    /// The item's keys, as minified text and as a JSON value.
-    key: Option<(String, serde_json::Value)>,
+    /// The item's keys, as minified text and as canonical text
+    /// ([`canonical_key`]).
+    key: Option<(String, String)>,
     /// Event names selected; empty selects all.
     events: Vec<EventName>,
 }
@@ -61,9 +63,8 @@ impl Filter {
                     reason,
                 };
                 crate::decode::dynamo_json::validate_item(k).map_err(&bad)?;
-                let value: serde_json::Value =
-                    serde_json::from_str(k).map_err(|e| bad(e.to_string()))?;
-                Ok((crate::decode::minify_json(k), value))
+                let canonical = canonical_key(k).map_err(&bad)?;
+                Ok((crate::decode::minify_json(k), canonical))
             })
             .transpose()?;
         Ok(Filter {
@@ -88,10 +89,8 @@ impl Filter {
         }
         match &self.key {
             None => true,
-            Some((text, value)) => {
-                row.keys == *text
-                    || serde_json::from_str::<serde_json::Value>(&row.keys)
-                        .is_ok_and(|k| k == *value)
+            Some((text, canonical)) => {
+                row.keys == *text || canonical_key(&row.keys).is_ok_and(|k| k == *canonical)
             }
         }
     }

@@ -14,18 +14,16 @@
 //!   three or more digits.
 //! - A table-day's manifest: `_manifests/<table>/year=YYYY/month=MM/day=DD/manifest.json`.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-use crate::encode::Format;
+use super::format::Format;
+use super::hex::DIGEST_HEX_DIGITS;
 
 /// The folder under the archive root that holds rejected records.
 pub const REJECTED_DIR: &str = "_rejected";
 
 /// The folder under the compacted layer's root that holds the manifests.
 pub const MANIFESTS_DIR: &str = "_manifests";
-
-/// Hex digits of the digest in object names.
-pub const DIGEST_HEX_DIGITS: usize = 16;
 
 /// `year=YYYY/month=MM/day=DD/` for a date.
 pub fn hive_date_path(date: NaiveDate) -> String {
@@ -53,18 +51,37 @@ pub fn rejected_path(processing_date: NaiveDate) -> String {
     partition_path(REJECTED_DIR, processing_date)
 }
 
-/// The UTC day of a key's `year=YYYY/month=MM/day=DD/` segments, wherever they stand.
+/// The number of a Hive partition folder in its canonical spelling (`year=2026` with
+/// four digits, `month=01` and `day=02` with two); `None` for any other spelling.
+pub fn hive_number(segment: &str, name: &str) -> Option<u32> {
+    let digits = if name == "year" { 4 } else { 2 };
+    segment
+        .strip_prefix(name)?
+        .strip_prefix('=')
+        .filter(|v| v.len() == digits && v.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()
+}
+
+/// The day of three partition folders `year=YYYY`, `month=MM`, `day=DD`, spelled
+/// canonically; `None` for any other spelling or a day that does not exist.
+pub fn hive_date(year: &str, month: &str, day: &str) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(
+        i32::try_from(hive_number(year, "year")?).ok()?,
+        hive_number(month, "month")?,
+        hive_number(day, "day")?,
+    )
+}
+
+/// The UTC day of a key `<table>/year=YYYY/month=MM/day=DD/<name>` (or the same under
+/// [`MANIFESTS_DIR`]), parsed as strictly as [`ObjectKey::parse`]: `None` for any other
+/// spelling.
 pub fn partition_day(key: &str) -> Option<NaiveDate> {
-    let mut parts = key.split('/');
-    let mut find = |name: &str| -> Option<u32> {
-        parts
-            .find_map(|p| p.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-    };
-    let year = find("year=")?;
-    let month = find("month=")?;
-    let day = find("day=")?;
-    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
+    let key = key
+        .strip_prefix(MANIFESTS_DIR)
+        .and_then(|k| k.strip_prefix('/'))
+        .unwrap_or(key);
+    split_partition(key).map(|(_, date, _)| date)
 }
 
 /// The name of a data object: what it holds, and where.
@@ -143,16 +160,7 @@ fn split_partition(key: &str) -> Option<(&str, NaiveDate, &str)> {
     let mut parts = key.splitn(5, '/');
     let table = parts.next()?;
     let (y, m, d, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let number = |s: &str, prefix: &str, len: usize| {
-        s.strip_prefix(prefix)
-            .filter(|v| v.len() == len && v.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|v| v.parse::<u32>().ok())
-    };
-    let date = NaiveDate::from_ymd_opt(
-        i32::try_from(number(y, "year=", 4)?).ok()?,
-        number(m, "month=", 2)?,
-        number(d, "day=", 2)?,
-    )?;
+    let date = hive_date(y, m, d)?;
     (!table.is_empty() && !name.is_empty() && !name.contains('/')).then_some((table, date, name))
 }
 
@@ -165,7 +173,7 @@ impl ObjectKey {
             .and_then(|k| k.strip_prefix('/'))
         {
             let (table, date, name) = split_partition(rest)?;
-            crate::route::validate_table_name(table).ok()?;
+            validate_table_name(table).ok()?;
             return (name == "manifest.json").then(|| ObjectKey::Manifest {
                 table: table.to_string(),
                 date,
@@ -176,7 +184,7 @@ impl ObjectKey {
             .strip_prefix("compacted-")
             .and_then(|n| n.strip_suffix(".parquet"))
         {
-            crate::route::validate_table_name(table).ok()?;
+            validate_table_name(table).ok()?;
             let (version, part) = stem.split_once('-')?;
             let part_ok = part.len() >= 3 && part.bytes().all(|b| b.is_ascii_digit());
             let number: u32 = part.parse().ok()?;
@@ -194,7 +202,7 @@ impl ObjectKey {
                 digest: digest.to_string(),
             });
         }
-        crate::route::validate_table_name(table).ok()?;
+        validate_table_name(table).ok()?;
         let format = Format::of_key(name)?;
         let stem = &name[..name.len() - format.extension().len() - 1];
         let mut parts = stem.splitn(3, '-');
@@ -237,6 +245,25 @@ impl ObjectKey {
     }
 }
 
+/// The UTC calendar day of a millisecond epoch timestamp.
+pub fn utc_date(epoch_ms: i64) -> Option<NaiveDate> {
+    DateTime::<Utc>::from_timestamp_millis(epoch_ms).map(|t| t.date_naive())
+}
+
+/// Checks a table name against DynamoDB's rules (3 to 255 characters of `a-z`, `A-Z`,
+/// `0-9`, `_`, `-`, `.`), which also makes it safe as a path segment.
+pub fn validate_table_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !(3..=255).contains(&name.len()) || !ok_chars || name.bytes().all(|b| b == b'.') {
+        return Err(format!(
+            "{name:?} is not a valid DynamoDB table name (3-255 characters of a-z, A-Z, 0-9, '_', '-', '.')"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +293,13 @@ mod tests {
         );
         assert_eq!(partition_day("t_1/year=2026/month=02/x.parquet"), None);
         assert_eq!(partition_day("t_1/year=2026/month=02/day=30/x"), None);
+        // One strict spelling: folders that compaction and verify ignore are no day
+        // for any reader.
+        assert_eq!(partition_day("t_1/year=2026/month=2/day=03/x"), None);
+        assert_eq!(partition_day("t_1/year=26/month=02/day=03/x"), None);
+        assert_eq!(partition_day("t_1/year=2026/month=02/day=+3/x"), None);
+        assert_eq!(hive_number("month=+1", "month"), None);
+        assert_eq!(hive_number("month=12", "month"), Some(12));
     }
 
     #[test]
