@@ -9,3 +9,6 @@ log "cargo clippy"
 cargo clippy --all-targets -- -D warnings
 log "cargo test"
 cargo test
+log "docs: links and flags"
+cargo build --bin ddb-archiver
+python3 scripts/check-docs.py --bin "$ROOT/target/debug/ddb-archiver"
