@@ -5,6 +5,8 @@ source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 log "cargo fmt --check"
 cargo fmt --all -- --check
+log "layers: no import circles, no command imports another"
+python3 scripts/check-layers.py
 log "cargo clippy"
 cargo clippy --all-targets -- -D warnings
 log "cargo test"
