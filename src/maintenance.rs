@@ -7,11 +7,19 @@
 //! keep records for 24 hours, so nothing more arrives for it from the stream). Running
 //! over the whole window each time catches up on missed runs and retries failed days.
 //! Its figures go out as one CloudWatch Embedded Metric Format line.
+//!
+//! A compaction run knows its deadline: it starts no new day once less than
+//! [`MaintenanceSettings::deadline_margin`] is left before the invocation's end, and
+//! reports the days it left for the next run. Days are taken in a fair order
+//! ([`fair_order`]): one day of each table in turn, oldest first, the first table
+//! rotating from run to run, so a huge day of one table cannot starve the others.
+
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::archive::source::ArchiveSource;
+use crate::archive::source::{table_days, ArchiveSource};
 use crate::compact::{CompactOptions, CompactSummary, Compactor, DayStatus};
 use crate::sink::ObjectSink;
 
@@ -29,7 +37,13 @@ pub struct MaintenanceSettings {
     pub compact: CompactOptions,
     /// Days back from today verified by a verify run.
     pub verify_days: u32,
+    /// No new day is started once less than this is left before the invocation's
+    /// deadline (it must cover the largest day's compaction).
+    pub deadline_margin: std::time::Duration,
 }
+
+/// Default [`MaintenanceSettings::deadline_margin`]: 3 minutes of the function's 15.
+pub const DEFAULT_DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(180);
 
 impl Default for MaintenanceSettings {
     fn default() -> Self {
@@ -39,6 +53,7 @@ impl Default for MaintenanceSettings {
             alarm_after_hours: 74,
             compact: CompactOptions::default(),
             verify_days: 8,
+            deadline_margin: DEFAULT_DEADLINE_MARGIN,
         }
     }
 }
@@ -69,15 +84,53 @@ pub struct MaintenanceReport {
     pub failed_days: usize,
     /// Failed days whose end is more than `alarm_after_hours` past.
     pub uncompacted_past_threshold: usize,
+    /// Table-days not started because the deadline was near, `(table, YYYY-MM-DD)`, in
+    /// the order they would have been taken; the next run takes them.
+    pub days_left: Vec<(String, String)>,
 }
 
-/// Compacts the closed days of the window at `now`.
+/// Table-days in a fair order: one day of each table in turn, each table's days oldest
+/// first, starting with table number `rotate` (modulo the number of tables), so that
+/// successive runs do not always favour the same table.
+pub fn fair_order(days: Vec<(String, NaiveDate)>, rotate: usize) -> Vec<(String, NaiveDate)> {
+    let mut by_table: BTreeMap<String, Vec<NaiveDate>> = BTreeMap::new();
+    for (table, date) in days {
+        by_table.entry(table).or_default().push(date);
+    }
+    let mut queues: VecDeque<(String, VecDeque<NaiveDate>)> = by_table
+        .into_iter()
+        .map(|(t, mut d)| {
+            d.sort();
+            (t, d.into())
+        })
+        .collect();
+    if !queues.is_empty() {
+        let n = rotate % queues.len();
+        queues.rotate_left(n);
+    }
+    let mut out = Vec::new();
+    while let Some((table, mut dates)) = queues.pop_front() {
+        if let Some(date) = dates.pop_front() {
+            out.push((table.clone(), date));
+        }
+        if !dates.is_empty() {
+            queues.push_back((table, dates));
+        }
+    }
+    out
+}
+
+/// Compacts the closed days of the window at `now`, in [`fair_order`], starting no new
+/// day once `clock()` is within [`MaintenanceSettings::deadline_margin`] of `deadline`
+/// (no limit without one).
 pub async fn compact_closed_days(
     source: &dyn ArchiveSource,
     dest: &dyn ArchiveSource,
     sink: &dyn ObjectSink,
     settings: &MaintenanceSettings,
     now: DateTime<Utc>,
+    deadline: Option<DateTime<Utc>>,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
 ) -> Result<MaintenanceReport, crate::archive::source::SourceError> {
     let window = closed_days(now, settings.lookback_days, settings.settle_hours);
     let Some((from, to)) = window else {
@@ -86,6 +139,7 @@ pub async fn compact_closed_days(
             summary: CompactSummary::default(),
             failed_days: 0,
             uncompacted_past_threshold: 0,
+            days_left: Vec::new(),
         });
     };
     let options = CompactOptions {
@@ -93,15 +147,36 @@ pub async fn compact_closed_days(
         to: Some(to),
         ..settings.compact.clone()
     };
-    let summary = Compactor {
+    let compactor = Compactor {
         source,
         dest,
         sink,
         options: &options,
         progress: &indicatif::ProgressBar::hidden(),
+    };
+    let days = table_days(source, options.table.as_deref(), options.from, options.to).await?;
+    // One rotation step per run of a daily schedule.
+    let rotate = usize::try_from(now.timestamp().div_euclid(86_400)).unwrap_or(0);
+    let margin = Duration::from_std(settings.deadline_margin).unwrap_or(Duration::MAX);
+    let mut summary = CompactSummary::default();
+    let mut days_left = Vec::new();
+    for (table, date) in fair_order(days, rotate) {
+        let near = deadline.is_some_and(|d| clock() + margin >= d);
+        if near || !days_left.is_empty() {
+            days_left.push((table, date.to_string()));
+            continue;
+        }
+        if let Some(report) = compactor.day(&table, date).await {
+            summary.days.push(report);
+        }
     }
-    .run()
-    .await?;
+    if !days_left.is_empty() {
+        tracing::warn!(
+            left = days_left.len(),
+            first = ?days_left.first(),
+            "deadline near: days left for the next run"
+        );
+    }
     let threshold = now - Duration::hours(i64::from(settings.alarm_after_hours));
     let overdue = |date: &str| {
         date.parse::<NaiveDate>()
@@ -121,13 +196,15 @@ pub async fn compact_closed_days(
         failed_days: failed.len(),
         uncompacted_past_threshold: failed.iter().filter(|d| overdue(d)).count(),
         summary,
+        days_left,
     })
 }
 
 impl MaintenanceReport {
     /// One CloudWatch Embedded Metric Format document (a single line) with
-    /// `CompactedDays`, `CompactionFailedDays` and `UncompactedDaysPastThreshold`,
-    /// dimension `FunctionName`.
+    /// `CompactedDays`, `CompactionFailedDays`, `UncompactedDaysPastThreshold` and
+    /// `CompactionDaysLeft` (days not started for the deadline), dimension
+    /// `FunctionName`.
     pub fn emf(&self, function_name: &str, now_ms: i64) -> String {
         crate::lambda::emf_document(
             function_name,
@@ -144,6 +221,7 @@ impl MaintenanceReport {
                     "Count",
                     self.uncompacted_past_threshold as u64,
                 ),
+                ("CompactionDaysLeft", "Count", self.days_left.len() as u64),
             ],
         )
     }
@@ -251,18 +329,23 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
-    /// Runs one event at `now`: prints the EMF line, returns the report, or an error
-    /// when the event is unknown or a day failed (so that the schedule's retries and
-    /// the function's error alarm see it).
+    /// Runs one event at `now`, for an invocation that ends at `deadline` (none: no
+    /// limit): prints the EMF line, returns the report, or an error when the event is
+    /// unknown or a day failed (so that the schedule's retries and the function's error
+    /// alarm see it).
     pub async fn handle(
         &self,
         event: &[u8],
         now: DateTime<Utc>,
+        deadline: Option<DateTime<Utc>>,
     ) -> Result<MaintenanceOutcome, MaintenanceError> {
         let event: MaintenanceEvent =
             serde_json::from_slice(event).map_err(|e| MaintenanceError::Event(e.to_string()))?;
         match event.action {
-            Action::Compact => self.compact(now).await.map(MaintenanceOutcome::Compact),
+            Action::Compact => self
+                .compact(now, deadline)
+                .await
+                .map(MaintenanceOutcome::Compact),
             Action::Verify => self
                 .verify(now)
                 .await
@@ -314,13 +397,19 @@ impl Maintenance {
         Ok(report)
     }
 
-    async fn compact(&self, now: DateTime<Utc>) -> Result<MaintenanceReport, MaintenanceError> {
+    async fn compact(
+        &self,
+        now: DateTime<Utc>,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<MaintenanceReport, MaintenanceError> {
         let report = compact_closed_days(
             self.source.as_ref(),
             self.dest.as_ref(),
             self.sink.as_ref(),
             &self.settings,
             now,
+            deadline,
+            &Utc::now,
         )
         .await?;
         println!(
@@ -331,6 +420,7 @@ impl Maintenance {
             compacted = report.summary.count(DayStatus::Compacted),
             unchanged = report.summary.count(DayStatus::Unchanged),
             failed = report.failed_days,
+            left = report.days_left.len(),
             "maintenance run done"
         );
         if report.failed_days > 0 {
@@ -389,17 +479,41 @@ mod tests {
     }
 
     #[test]
+    fn days_are_taken_one_table_at_a_time_oldest_first_rotating() {
+        let days = vec![
+            ("b".to_string(), d("2026-01-02")),
+            ("a".to_string(), d("2026-01-03")),
+            ("b".to_string(), d("2026-01-01")),
+            ("a".to_string(), d("2026-01-01")),
+            ("a".to_string(), d("2026-01-02")),
+            ("c".to_string(), d("2026-01-05")),
+        ];
+        let order = |rotate| -> Vec<String> {
+            fair_order(days.clone(), rotate)
+                .into_iter()
+                .map(|(t, d)| format!("{t}{}", d.format("%d")))
+                .collect()
+        };
+        assert_eq!(order(0), ["a01", "b01", "c05", "a02", "b02", "a03"]);
+        assert_eq!(order(1), ["b01", "c05", "a01", "b02", "a02", "a03"]);
+        assert_eq!(order(4), order(1));
+        assert!(fair_order(Vec::new(), 3).is_empty());
+    }
+
+    #[test]
     fn metrics_name_the_function() {
         let report = MaintenanceReport {
             window: None,
             summary: CompactSummary::default(),
             failed_days: 2,
             uncompacted_past_threshold: 1,
+            days_left: vec![("t".into(), "2026-01-01".into())],
         };
         let v: serde_json::Value = serde_json::from_str(&report.emf("fn", 5)).unwrap();
         assert_eq!(v["FunctionName"], "fn");
         assert_eq!(v["CompactionFailedDays"], 2);
         assert_eq!(v["UncompactedDaysPastThreshold"], 1);
+        assert_eq!(v["CompactionDaysLeft"], 1);
         assert_eq!(
             v["_aws"]["CloudWatchMetrics"][0]["Metrics"][2]["Name"],
             "UncompactedDaysPastThreshold"

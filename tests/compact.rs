@@ -493,7 +493,7 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
     let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
     // 2026-01-04 03:00: 01-01 and 01-02 are closed (26 h past their end), 01-03 is not.
     let report = compaction(
-        m.handle(br#"{"action":"compact"}"#, at("2026-01-04T03:00:00Z"))
+        m.handle(br#"{"action":"compact"}"#, at("2026-01-04T03:00:00Z"), None)
             .await
             .unwrap(),
     );
@@ -507,7 +507,7 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
     assert!(files(out.path()).keys().all(|k| !k.contains("day=03/")));
     // The next day's run compacts 01-03 and leaves the others as they are.
     let report = compaction(
-        m.handle(br#"{"action":"compact"}"#, at("2026-01-05T03:00:00Z"))
+        m.handle(br#"{"action":"compact"}"#, at("2026-01-05T03:00:00Z"), None)
             .await
             .unwrap(),
     );
@@ -522,7 +522,7 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
     );
     // The weekly verify run checks both layers of the last 8 days.
     match m
-        .handle(br#"{"action":"verify"}"#, at("2026-01-05T03:00:00Z"))
+        .handle(br#"{"action":"verify"}"#, at("2026-01-05T03:00:00Z"), None)
         .await
         .unwrap()
     {
@@ -549,7 +549,7 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
     std::fs::write(raw.path().join(&victim), b"not gzip").unwrap();
     // Day 01 ended 2026-01-02 00:00: overdue from 2026-01-05 02:00.
     for (now, overdue) in [("2026-01-05T01:00:00Z", 0), ("2026-01-05T03:00:00Z", 1)] {
-        match m.handle(br#"{"action":"compact"}"#, at(now)).await {
+        match m.handle(br#"{"action":"compact"}"#, at(now), None).await {
             Err(MaintenanceError::DaysFailed { failed, days }) => {
                 assert_eq!(failed, 1);
                 assert!(
@@ -565,6 +565,8 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
             m.sink.as_ref(),
             &m.settings,
             at(now),
+            None,
+            &chrono::Utc::now,
         )
         .await
         .unwrap();
@@ -572,7 +574,7 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
     }
     // Verify names the corrupt source.
     match m
-        .handle(br#"{"action":"verify"}"#, at("2026-01-05T03:00:00Z"))
+        .handle(br#"{"action":"verify"}"#, at("2026-01-05T03:00:00Z"), None)
         .await
     {
         Err(MaintenanceError::BadObjects { count, objects }) => {
@@ -582,10 +584,108 @@ async fn the_maintenance_run_compacts_closed_days_and_reports_failures() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        m.handle(br#"{"action":"defrag"}"#, at("2026-01-05T03:00:00Z"))
+        m.handle(br#"{"action":"defrag"}"#, at("2026-01-05T03:00:00Z"), None)
             .await,
         Err(MaintenanceError::Event(_))
     ));
+}
+
+#[tokio::test]
+async fn the_maintenance_run_starts_no_day_near_its_deadline_and_shares_time_among_tables() {
+    use ddb_archiver::maintenance::{compact_closed_days, MaintenanceSettings};
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let orders = records(120, 0);
+    let invoices: Vec<String> = orders
+        .iter()
+        .map(|r| {
+            r.replace("table/orders/", "table/invoices/")
+                .replace("\"ev-", "\"inv-")
+        })
+        .collect();
+    archive(raw.path(), Format::Parquet, &orders, 50).await;
+    archive(raw.path(), Format::Parquet, &invoices, 50).await;
+    let source = LocalDirSource::new(raw.path());
+    let dest = LocalDirSource::new(out.path());
+    let sink = LocalDirSink::new(out.path());
+    let settings = MaintenanceSettings::default();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    // 2026-01-05 03:00: 01-01, 01-02 and 01-03 of both tables are closed. The clock
+    // moves one minute per look; the deadline leaves room for three starts.
+    let start = at("2026-01-05T03:00:00Z");
+    let looks = std::sync::atomic::AtomicI64::new(0);
+    let clock = || {
+        start + chrono::Duration::minutes(looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    };
+    let deadline = start
+        + chrono::Duration::from_std(settings.deadline_margin).unwrap()
+        + chrono::Duration::seconds(150);
+    let report = compact_closed_days(
+        &source,
+        &dest,
+        &sink,
+        &settings,
+        start,
+        Some(deadline),
+        &clock,
+    )
+    .await
+    .unwrap();
+    let done: Vec<(String, String)> = report
+        .summary
+        .days
+        .iter()
+        .map(|d| (d.table.clone(), d.date.clone()))
+        .collect();
+    let day = |t: &str, d: &str| (t.to_string(), format!("2026-01-0{d}"));
+    // One day of each table in turn, oldest first: neither table waits for the other.
+    assert_eq!(
+        done,
+        [
+            day("invoices", "1"),
+            day("orders", "1"),
+            day("invoices", "2")
+        ]
+    );
+    assert!(report
+        .summary
+        .days
+        .iter()
+        .all(|d| d.status == DayStatus::Compacted));
+    assert_eq!(
+        report.days_left,
+        [day("orders", "2"), day("invoices", "3"), day("orders", "3")]
+    );
+    assert!(report.emf("f", 0).contains(r#""CompactionDaysLeft":3"#));
+    // The next run, with time enough, takes the days left.
+    let report = compact_closed_days(
+        &source,
+        &dest,
+        &sink,
+        &settings,
+        start,
+        None,
+        &chrono::Utc::now,
+    )
+    .await
+    .unwrap();
+    assert!(report.days_left.is_empty());
+    assert_eq!(report.summary.count(DayStatus::Compacted), 3);
+    assert_eq!(report.summary.count(DayStatus::Unchanged), 3);
+    // A deadline already within the margin starts nothing.
+    let report = compact_closed_days(
+        &source,
+        &dest,
+        &sink,
+        &settings,
+        start,
+        Some(start),
+        &chrono::Utc::now,
+    )
+    .await
+    .unwrap();
+    assert!(report.summary.days.is_empty());
+    assert_eq!(report.days_left.len(), 6);
 }
 
 #[tokio::test]

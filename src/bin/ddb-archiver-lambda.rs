@@ -94,6 +94,9 @@ struct MaintenanceArgs {
     /// Bytes of changes held in memory while sorting a day.
     #[arg(long, env = "COMPACT_MEMORY_BUDGET", default_value_t = ddb_archiver::compact::DEFAULT_MEMORY_BUDGET)]
     memory_budget: usize,
+    /// Seconds before the invocation's deadline after which no new day is started.
+    #[arg(long, env = "COMPACT_DEADLINE_MARGIN_SECS", default_value_t = ddb_archiver::maintenance::DEFAULT_DEADLINE_MARGIN.as_secs())]
+    deadline_margin_secs: u64,
 }
 
 async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Maintenance> {
@@ -122,6 +125,7 @@ async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Mainten
         settle_hours: args.settle_hours,
         alarm_after_hours: args.alarm_after_hours,
         verify_days: args.verify_days,
+        deadline_margin: std::time::Duration::from_secs(args.deadline_margin_secs),
         compact: ddb_archiver::compact::CompactOptions {
             schemas,
             max_file_bytes: args.max_file_bytes,
@@ -151,7 +155,13 @@ async fn serve_maintenance(
         let maintenance = Arc::clone(&maintenance);
         async move {
             let payload = serde_json::to_vec(&event.payload)?;
-            let report = maintenance.handle(&payload, chrono::Utc::now()).await?;
+            // A deadline already past at the start is a local emulator's: no limit.
+            let (deadline, now) = (event.context.deadline(), std::time::SystemTime::now());
+            let deadline =
+                (deadline > now).then(|| chrono::DateTime::<chrono::Utc>::from(deadline));
+            let report = maintenance
+                .handle(&payload, chrono::Utc::now(), deadline)
+                .await?;
             Ok::<_, lambda_runtime::Error>(serde_json::to_value(&report)?)
         }
     });
