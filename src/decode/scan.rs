@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 
 use super::dynamo_json::is_number_text;
-use super::{Fields, StreamFields};
+use super::stream::{Fields, StreamFields};
 
 /// Nesting deeper than this gives up (serde_json stops at 128 levels).
 const MAX_DEPTH: usize = 100;
