@@ -20,13 +20,16 @@ use arrow::array::{
 use arrow::datatypes::Field;
 use arrow::error::ArrowError;
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::convert::{epoch_day, to_decimal, to_f64, Misfit};
 use super::{type_errors_field, Column, ColumnType, ElementType, PathStep, TableSchema};
 use crate::model::{ChangeRecord, EventName};
+
+pub(crate) use super::convert::{iso_millis, to_i64};
 
 /// A DynamoDB attribute value; maps and lists keep their members as raw JSON text.
 #[derive(Debug, Deserialize)]
@@ -74,9 +77,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
     }
 }
 
-/// Why a value did not fit (kept for logs; the row lists the column name).
-type Misfit = String;
-
 /// A value converted for its column.
 enum Cell {
     Str(String),
@@ -91,103 +91,6 @@ enum Cell {
     I64List(Vec<Option<i64>>),
     F64List(Vec<Option<f64>>),
     DecList(Vec<Option<i128>>),
-}
-
-/// An exact decimal: `(-1)^neg × digits × 10^exp`, `digits` without leading or
-/// trailing zeros (empty for zero).
-struct Number {
-    neg: bool,
-    digits: Vec<u8>,
-    exp: i64,
-}
-
-impl Number {
-    fn parse(text: &str) -> Option<Number> {
-        let (neg, magnitude) = match text.strip_prefix('-') {
-            Some(rest) if !rest.starts_with('+') => (true, rest),
-            Some(_) => return None,
-            None => (false, text),
-        };
-        let crate::decode::Decimal {
-            mut digits,
-            mut exp,
-        } = crate::decode::Decimal::parse(magnitude).ok()?;
-        while digits.last() == Some(&0) {
-            digits.pop();
-            exp += 1;
-        }
-        Some(Number { neg, digits, exp })
-    }
-
-    /// The value × 10^scale as an integer of at most `precision` digits.
-    fn scaled(&self, precision: u8, scale: u8) -> Result<i128, Misfit> {
-        if self.digits.is_empty() {
-            return Ok(0);
-        }
-        let shift = self.exp + i64::from(scale);
-        if shift < 0 {
-            return Err(format!("more than {scale} digits after the decimal point"));
-        }
-        let total = self.digits.len() as i64 + shift;
-        if total > i64::from(precision) {
-            return Err(format!("more than {precision} digits"));
-        }
-        let mut v: i128 = 0;
-        for d in &self.digits {
-            v = v * 10 + i128::from(*d);
-        }
-        for _ in 0..shift {
-            v *= 10;
-        }
-        Ok(if self.neg { -v } else { v })
-    }
-}
-
-fn number(text: &str) -> Result<Number, Misfit> {
-    Number::parse(text).ok_or_else(|| format!("{text:?} is not a number"))
-}
-
-pub(crate) fn to_i64(text: &str) -> Result<i64, Misfit> {
-    let v = number(text)?.scaled(19, 0)?;
-    i64::try_from(v).map_err(|_| format!("{text} does not fit bigint"))
-}
-
-fn to_f64(text: &str) -> Result<f64, Misfit> {
-    let v: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(format!("{text} does not fit double"))
-    }
-}
-
-fn to_decimal(text: &str, precision: u8, scale: u8) -> Result<i128, Misfit> {
-    number(text)?.scaled(precision, scale)
-}
-
-/// Milliseconds since the epoch of an ISO-8601 text: RFC 3339 with an offset, a date
-/// and time without one (read as UTC), or a date alone (midnight UTC).
-pub(crate) fn iso_millis(text: &str) -> Result<i64, Misfit> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
-    }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(text, f) {
-            return Ok(t.and_utc().timestamp_millis());
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .map_or(0, |t| t.and_utc().timestamp_millis()));
-    }
-    Err(format!("{text:?} is not an ISO-8601 timestamp"))
-}
-
-fn epoch_day(millis: i64) -> Result<i32, Misfit> {
-    i32::try_from(millis.div_euclid(86_400_000)).map_err(|_| "date out of range".to_string())
 }
 
 fn millis_of(attr: &Attr) -> Result<i64, Misfit> {
@@ -625,36 +528,6 @@ mod tests {
         let v = list.value(row);
         let s = v.as_string::<i32>();
         (0..s.len()).map(|i| s.value(i).to_string()).collect()
-    }
-
-    #[test]
-    fn numbers_are_exact() {
-        let n = |t: &str, p, s| to_decimal(t, p, s);
-        assert_eq!(n("1234.56", 18, 2), Ok(123456));
-        assert_eq!(n("500.00", 4, 1), Ok(5000));
-        assert_eq!(n("-3", 10, 2), Ok(-300));
-        assert_eq!(
-            n("12345678901234567890123456789012345678", 38, 0),
-            Ok(12345678901234567890123456789012345678)
-        );
-        assert_eq!(
-            n("99999999999999999999999999999999999999", 38, 0),
-            Ok(99999999999999999999999999999999999999)
-        );
-        assert!(n("123456789012345678901234567890123456789", 38, 0).is_err());
-        assert!(n("1E+125", 38, 0).is_err());
-        assert!(n("-1E-130", 38, 10).is_err());
-        assert!(n("0.125", 18, 2).is_err());
-        assert_eq!(n("0.120", 18, 2), Ok(12));
-        assert_eq!(n("1.5E1", 3, 0), Ok(15));
-        assert_eq!(n("0", 1, 0), Ok(0));
-        assert_eq!(n("0.000E+999", 1, 0), Ok(0));
-        assert!(n("1e99999999999999999999", 38, 0).is_err());
-        assert!(n("-+1", 38, 0).is_err() && n("--1", 38, 0).is_err() && n("1x", 38, 0).is_err());
-        assert_eq!(to_i64("9223372036854775807"), Ok(i64::MAX));
-        assert!(to_i64("9223372036854775808").is_err());
-        assert!(to_i64("1.5").is_err());
-        assert_eq!(to_i64("1E3"), Ok(1000));
     }
 
     /// Column `i`, as its concrete array type.
