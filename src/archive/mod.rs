@@ -8,6 +8,7 @@
 
 pub mod emit;
 pub mod filter;
+pub mod jsonl_row;
 pub mod manifest;
 pub mod order;
 pub mod reader;
