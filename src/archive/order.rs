@@ -1,15 +1,21 @@
-//! Order: changes in stream order — `approximate_creation_time`, then sequence number
-//! compared numerically, then `event_id` — with duplicates dropped, optionally grouped
-//! first (restore groups by item key, so each item's history comes together).
+//! Order: the one external sorter, [`Sorter`], over any [`RunItem`] — an item that
+//! compares by a key, names itself by a text (copies share it) and spills as
+//! length-prefixed texts. Two kinds of item use it: [`Change`]s in stream order —
+//! optionally grouped first, then `approximate_creation_time`, then sequence number
+//! compared numerically, then `event_id` — for replay, restore and verify; and bare
+//! texts in byte order, for the event IDs of a manifest's digest
+//! ([`crate::archive::manifest::EventIds`]).
 //!
-//! Changes are held in memory up to a byte budget; past it each sorted run is spilled
-//! to an anonymous temporary file and the runs are merged, so memory stays bounded
+//! Items are held in memory up to a byte budget; past it each sorted run is spilled to
+//! an anonymous temporary file and the runs are merged, so memory stays bounded
 //! whatever the input holds. Replay sorts one day at a time (days are disjoint in
-//! time). Two copies of one event (a retried or bisected batch archived twice) carry
-//! the same group, time and sequence number, so they meet after sorting and the later
-//! one is dropped by its `event_id`.
+//! time); restore groups by item key, so each item's history comes together. Two
+//! copies of one event (a retried or bisected batch archived twice) carry the same
+//! group, time and sequence number, so they meet after sorting and the later one is
+//! dropped by its `event_id`.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 
@@ -19,6 +25,22 @@ use crate::model::order::cmp_sequence;
 #[derive(Debug, thiserror::Error)]
 #[error("temporary sort file: {0}")]
 pub struct OrderError(#[from] pub std::io::Error);
+
+/// An item the [`Sorter`] sorts: its order, the text that names it, its size in memory
+/// and its form in a run file.
+pub trait RunItem: Sized {
+    /// Approximate bytes held in memory.
+    fn approx_bytes(&self) -> usize;
+    /// The sort order: the key the items are sorted by.
+    fn cmp_key(&self, other: &Self) -> Ordering;
+    /// The text that names the item: of neighbours in order with the same identity, the
+    /// later is a copy and is dropped.
+    fn identity(&self) -> &str;
+    /// Writes the item to a run file.
+    fn write_run(&self, out: &mut impl Write) -> std::io::Result<()>;
+    /// Reads an item written by [`RunItem::write_run`]; `None` at the end of the run.
+    fn read_run(input: &mut impl Read) -> std::io::Result<Option<Self>>;
+}
 
 /// One change: its ordering fields and its record text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,17 +58,6 @@ pub struct Change {
     pub record: String,
 }
 
-impl Change {
-    /// Approximate bytes held in memory.
-    pub fn approx_bytes(&self) -> usize {
-        self.group.len()
-            + self.sequence_number.len()
-            + self.event_id.len()
-            + self.record.len()
-            + 104
-    }
-}
-
 /// Stream order within a group: group, time, then sequence number (numerically), then
 /// event ID.
 pub fn cmp_stream_order(a: &Change, b: &Change) -> Ordering {
@@ -57,32 +68,97 @@ pub fn cmp_stream_order(a: &Change, b: &Change) -> Ordering {
         .then_with(|| a.event_id.cmp(&b.event_id))
 }
 
-/// Sorts changes within a memory budget.
+/// Changes sort in [`cmp_stream_order`], and copies of one event share its `event_id`.
+impl RunItem for Change {
+    fn approx_bytes(&self) -> usize {
+        self.group.len()
+            + self.sequence_number.len()
+            + self.event_id.len()
+            + self.record.len()
+            + 104
+    }
+
+    fn cmp_key(&self, other: &Self) -> Ordering {
+        cmp_stream_order(self, other)
+    }
+
+    fn identity(&self) -> &str {
+        &self.event_id
+    }
+
+    fn write_run(&self, out: &mut impl Write) -> std::io::Result<()> {
+        out.write_all(&self.time_ms.to_le_bytes())?;
+        write_text(out, &self.group)?;
+        write_text(out, &self.sequence_number)?;
+        write_text(out, &self.event_id)?;
+        write_text(out, &self.record)
+    }
+
+    fn read_run(input: &mut impl Read) -> std::io::Result<Option<Self>> {
+        let Some(time) = read_u64(input)? else {
+            return Ok(None);
+        };
+        Ok(Some(Change {
+            time_ms: i64::from_le_bytes(time),
+            group: read_text(input)?,
+            sequence_number: read_text(input)?,
+            event_id: read_text(input)?,
+            record: read_text(input)?,
+        }))
+    }
+}
+
+/// A bare text (an event ID) sorts in byte order, and repeats of it are copies.
+impl RunItem for String {
+    fn approx_bytes(&self) -> usize {
+        self.len() + 40
+    }
+
+    fn cmp_key(&self, other: &Self) -> Ordering {
+        self.cmp(other)
+    }
+
+    fn identity(&self) -> &str {
+        self
+    }
+
+    fn write_run(&self, out: &mut impl Write) -> std::io::Result<()> {
+        write_text(out, self)
+    }
+
+    fn read_run(input: &mut impl Read) -> std::io::Result<Option<Self>> {
+        read_next_text(input)
+    }
+}
+
+/// Sorts items within a memory budget, dropping copies.
 #[derive(Debug)]
-pub struct Sorter {
+pub struct Sorter<T> {
     budget: usize,
-    held: Vec<Change>,
+    held: Vec<T>,
     held_bytes: usize,
     runs: Vec<File>,
+    spilled_bytes: u64,
     duplicates: usize,
 }
 
-impl Sorter {
-    /// A sorter holding at most about `budget` bytes of changes in memory.
+impl<T: RunItem> Sorter<T> {
+    /// A sorter holding at most about `budget` bytes of items in memory.
     pub fn new(budget: usize) -> Self {
         Sorter {
             budget,
             held: Vec::new(),
             held_bytes: 0,
             runs: Vec::new(),
+            spilled_bytes: 0,
             duplicates: 0,
         }
     }
 
-    /// Adds a change, spilling a sorted run to disk when the budget is passed.
-    pub fn push(&mut self, change: Change) -> Result<(), OrderError> {
-        self.held_bytes += change.approx_bytes();
-        self.held.push(change);
+    /// Adds an item, spilling a sorted run to disk when the budget is passed.
+    pub fn push(&mut self, item: T) -> Result<(), OrderError> {
+        self.held_bytes += item.approx_bytes();
+        self.held.push(item);
         if self.held_bytes > self.budget {
             self.spill()?;
         }
@@ -94,12 +170,17 @@ impl Sorter {
         self.runs.len()
     }
 
-    fn sort_held(&mut self) -> Vec<Change> {
+    /// Bytes of the runs spilled to disk so far.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes
+    }
+
+    fn sort_held(&mut self) -> Vec<T> {
         let mut held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
-        held.sort_unstable_by(cmp_stream_order);
+        held.sort_unstable_by(T::cmp_key);
         let before = held.len();
-        held.dedup_by(|later, earlier| later.event_id == earlier.event_id);
+        held.dedup_by(|later, earlier| later.identity() == earlier.identity());
         self.duplicates += before - held.len();
         held
     }
@@ -107,106 +188,140 @@ impl Sorter {
     fn spill(&mut self) -> Result<(), OrderError> {
         let held = self.sort_held();
         let mut out = BufWriter::new(tempfile::tempfile()?);
-        for c in &held {
-            write_change(&mut out, c)?;
+        for item in &held {
+            item.write_run(&mut out)?;
         }
         let mut file = out.into_inner().map_err(|e| e.into_error())?;
+        self.spilled_bytes += file.stream_position()?;
         file.rewind()?;
         self.runs.push(file);
         tracing::debug!(
-            records = held.len(),
+            items = held.len(),
             runs = self.runs.len(),
             "sorted run spilled"
         );
         Ok(())
     }
 
-    /// The changes in stream order, without duplicates.
-    pub fn into_sorted(mut self) -> Result<Sorted, OrderError> {
-        let source = if self.runs.is_empty() {
-            Source::Memory(self.sort_held().into_iter())
+    /// The items in order, without copies.
+    pub fn into_sorted(mut self) -> Result<Sorted<T>, OrderError> {
+        let input = if self.runs.is_empty() {
+            RunInput::Memory(self.sort_held().into_iter())
         } else {
             if !self.held.is_empty() {
                 self.spill()?;
             }
             let mut readers: Vec<BufReader<File>> =
                 self.runs.drain(..).map(BufReader::new).collect();
-            let heads = readers
-                .iter_mut()
-                .map(read_change)
-                .collect::<Result<Vec<_>, _>>()?;
-            Source::Merge { readers, heads }
+            let mut heads = BinaryHeap::with_capacity(readers.len());
+            for (run, reader) in readers.iter_mut().enumerate() {
+                if let Some(item) = T::read_run(reader)? {
+                    heads.push(Reverse(Head { item, run }));
+                }
+            }
+            RunInput::Merge { readers, heads }
         };
         Ok(Sorted {
-            source,
-            last_event_id: None,
+            input,
+            last_identity: None,
             duplicates: self.duplicates,
         })
     }
 }
 
+/// The next item of one spilled run, while merging.
 #[derive(Debug)]
-enum Source {
-    Memory(std::vec::IntoIter<Change>),
+struct Head<T> {
+    item: T,
+    run: usize,
+}
+
+/// Heads order by their items, then by run: of equal items, the earlier run's comes
+/// first.
+impl<T: RunItem> Ord for Head<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.item
+            .cmp_key(&other.item)
+            .then_with(|| self.run.cmp(&other.run))
+    }
+}
+
+impl<T: RunItem> PartialOrd for Head<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: RunItem> PartialEq for Head<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl<T: RunItem> Eq for Head<T> {}
+
+/// Where sorted items come from: memory, or the spilled runs merged.
+#[derive(Debug)]
+enum RunInput<T> {
+    Memory(std::vec::IntoIter<T>),
     Merge {
         readers: Vec<BufReader<File>>,
-        heads: Vec<Option<Change>>,
+        heads: BinaryHeap<Reverse<Head<T>>>,
     },
 }
 
-/// Changes in stream order, duplicates dropped.
+/// Items in order, copies dropped.
 #[derive(Debug)]
-pub struct Sorted {
-    source: Source,
-    last_event_id: Option<String>,
+pub struct Sorted<T> {
+    input: RunInput<T>,
+    last_identity: Option<String>,
     duplicates: usize,
 }
 
-impl Sorted {
-    /// Duplicates dropped so far.
+impl<T: RunItem> Sorted<T> {
+    /// Copies dropped so far.
     pub fn duplicates(&self) -> usize {
         self.duplicates
     }
 
-    fn next_any(&mut self) -> Result<Option<Change>, OrderError> {
-        match &mut self.source {
-            Source::Memory(it) => Ok(it.next()),
-            Source::Merge { readers, heads } => {
-                let mut best: Option<usize> = None;
-                for (i, head) in heads.iter().enumerate() {
-                    if let Some(h) = head {
-                        let better = match best.and_then(|b| heads[b].as_ref()) {
-                            Some(current) => cmp_stream_order(h, current) == Ordering::Less,
-                            None => true,
-                        };
-                        if better {
-                            best = Some(i);
-                        }
-                    }
+    fn next_any(&mut self) -> Result<Option<T>, OrderError> {
+        match &mut self.input {
+            RunInput::Memory(it) => Ok(it.next()),
+            RunInput::Merge { readers, heads } => {
+                let Some(Reverse(Head { item, run })) = heads.pop() else {
+                    return Ok(None);
+                };
+                if let Some(next) = T::read_run(&mut readers[run])? {
+                    heads.push(Reverse(Head { item: next, run }));
                 }
-                let Some(i) = best else { return Ok(None) };
-                let next = read_change(&mut readers[i])?;
-                Ok(std::mem::replace(&mut heads[i], next))
+                Ok(Some(item))
             }
         }
     }
 }
 
-impl Iterator for Sorted {
-    type Item = Result<Change, OrderError>;
+impl<T: RunItem> Iterator for Sorted<T> {
+    type Item = Result<T, OrderError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             match self.next_any() {
                 Err(e) => return Some(Err(e)),
                 Ok(None) => return None,
-                Ok(Some(c)) => {
-                    if self.last_event_id.as_deref() == Some(c.event_id.as_str()) {
-                        self.duplicates += 1;
-                        continue;
+                Ok(Some(item)) => {
+                    let identity = item.identity();
+                    match &mut self.last_identity {
+                        Some(last) if last == identity => {
+                            self.duplicates += 1;
+                            continue;
+                        }
+                        Some(last) => {
+                            last.clear();
+                            last.push_str(identity);
+                        }
+                        None => self.last_identity = Some(identity.to_string()),
                     }
-                    self.last_event_id = Some(c.event_id.clone());
-                    return Some(Ok(c));
+                    return Some(Ok(item));
                 }
             }
         }
@@ -214,17 +329,9 @@ impl Iterator for Sorted {
 }
 
 /// Writes a length-prefixed text to a temporary run file.
-pub(crate) fn write_text(out: &mut impl Write, s: &str) -> std::io::Result<()> {
+fn write_text(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     out.write_all(&(s.len() as u64).to_le_bytes())?;
     out.write_all(s.as_bytes())
-}
-
-fn write_change(out: &mut impl Write, c: &Change) -> std::io::Result<()> {
-    out.write_all(&c.time_ms.to_le_bytes())?;
-    write_text(out, &c.group)?;
-    write_text(out, &c.sequence_number)?;
-    write_text(out, &c.event_id)?;
-    write_text(out, &c.record)
 }
 
 fn read_u64(input: &mut impl Read) -> std::io::Result<Option<[u8; 8]>> {
@@ -237,7 +344,7 @@ fn read_u64(input: &mut impl Read) -> std::io::Result<Option<[u8; 8]>> {
 }
 
 /// Reads a text written by [`write_text`]; `None` at the end of the input.
-pub(crate) fn read_next_text(input: &mut impl Read) -> std::io::Result<Option<String>> {
+fn read_next_text(input: &mut impl Read) -> std::io::Result<Option<String>> {
     let Some(len) = read_u64(input)?.map(u64::from_le_bytes) else {
         return Ok(None);
     };
@@ -252,20 +359,6 @@ fn read_text(input: &mut impl Read) -> std::io::Result<String> {
     read_next_text(input)?
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated run file"))
 }
-
-fn read_change(input: &mut BufReader<File>) -> Result<Option<Change>, OrderError> {
-    let Some(time) = read_u64(input)? else {
-        return Ok(None);
-    };
-    Ok(Some(Change {
-        time_ms: i64::from_le_bytes(time),
-        group: read_text(input)?,
-        sequence_number: read_text(input)?,
-        event_id: read_text(input)?,
-        record: read_text(input)?,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +448,28 @@ mod tests {
                 .map(|r| r.unwrap().event_id)
                 .collect();
             assert_eq!(got, want, "budget {budget}");
+        }
+    }
+
+    #[test]
+    fn texts_come_back_distinct_and_in_byte_order_in_memory_or_spilled() {
+        let ids: Vec<String> = (0..2_000)
+            .map(|i| format!("id-{}", (i * 7919) % 1_500))
+            .collect();
+        let mut want = ids.clone();
+        want.sort();
+        want.dedup();
+        for budget in [usize::MAX, 3_000] {
+            let mut s = Sorter::new(budget);
+            for id in &ids {
+                s.push(id.clone()).unwrap();
+            }
+            assert_eq!(s.spilled_runs() > 5, budget == 3_000);
+            assert_eq!(s.spilled_bytes() > 0, budget == 3_000);
+            let mut sorted = s.into_sorted().unwrap();
+            let got: Vec<String> = sorted.by_ref().map(Result::unwrap).collect();
+            assert_eq!(got, want, "budget {budget}");
+            assert_eq!(sorted.duplicates(), ids.len() - want.len());
         }
     }
 }

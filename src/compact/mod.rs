@@ -27,13 +27,14 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::archive::manifest::{EventIdDigest, Manifest, ManifestFile};
+use crate::archive::order::Sorter;
 use crate::archive::source::{table_days, ArchiveSource, SourceError};
 use crate::encode::EncodedFile;
 use crate::model::key::{partition_path, ObjectKey};
 use crate::model::Format;
 use crate::schema::SchemaSet;
 use crate::sink::ObjectSink;
-use sort::{IdSorter, RunSorter};
+use sort::RunSorter;
 use write::{FinishedFile, Layout};
 
 /// Default largest compacted file, in bytes.
@@ -295,7 +296,7 @@ impl Compactor<'_> {
             .write_files(table, date, &version, sorters, report)
             .await?;
         let mut digest = EventIdDigest::default();
-        for id in ids.into_distinct().map_err(|e| e.to_string())? {
+        for id in ids.into_sorted().map_err(|e| e.to_string())? {
             digest.push(&id.map_err(|e| e.to_string())?);
         }
         if digest.count() != report.rows {
@@ -369,7 +370,7 @@ impl Compactor<'_> {
         version: &str,
         sorters: Vec<RunSorter>,
         report: &mut DayReport,
-    ) -> Result<(Vec<ManifestFile>, IdSorter), String> {
+    ) -> Result<(Vec<ManifestFile>, Sorter<String>), String> {
         let options = self.options;
         let layout = Layout {
             schema: options.schemas.get(table).cloned(),

@@ -11,8 +11,7 @@
 //! the same whichever thread read which object: of two copies of one event, the one
 //! read first (lowest object key, then row) is kept.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek};
 use std::sync::Arc;
@@ -26,7 +25,6 @@ use arrow::ipc::writer::StreamWriter;
 
 use crate::model::order::cmp_sequence;
 
-use crate::archive::order::{read_next_text, write_text};
 use crate::encode::parquet::standard_fields;
 
 /// The hidden last column of sorted batches: `(object index << 32) | row`, where the
@@ -381,128 +379,6 @@ impl Merged {
     }
 }
 
-/// Sorts event IDs within a memory budget, for the manifest's digest: spilled runs
-/// are length-prefixed texts (as the replay sorter's), merged back as distinct IDs in byte order.
-#[derive(Debug)]
-pub struct IdSorter {
-    budget: usize,
-    held: Vec<String>,
-    held_bytes: usize,
-    runs: Vec<File>,
-    spilled_bytes: u64,
-}
-
-impl IdSorter {
-    /// A sorter holding at most about `budget` bytes of IDs in memory.
-    pub fn new(budget: usize) -> Self {
-        IdSorter {
-            budget,
-            held: Vec::new(),
-            held_bytes: 0,
-            runs: Vec::new(),
-            spilled_bytes: 0,
-        }
-    }
-
-    /// Adds an ID, spilling a sorted run when the budget is passed.
-    pub fn push(&mut self, id: &str) -> Result<(), SortError> {
-        self.held_bytes += id.len() + 40;
-        self.held.push(id.to_string());
-        if self.held_bytes > self.budget {
-            self.spill()?;
-        }
-        Ok(())
-    }
-
-    /// Runs spilled to temporary files so far.
-    pub fn spilled_runs(&self) -> usize {
-        self.runs.len()
-    }
-
-    /// Bytes spilled to temporary files so far.
-    pub fn spilled_bytes(&self) -> u64 {
-        self.spilled_bytes
-    }
-
-    fn sort_held(&mut self) -> Vec<String> {
-        let mut held = std::mem::take(&mut self.held);
-        self.held_bytes = 0;
-        held.sort_unstable();
-        held.dedup();
-        held
-    }
-
-    fn spill(&mut self) -> Result<(), SortError> {
-        let mut out = BufWriter::new(tempfile::tempfile()?);
-        for id in self.sort_held() {
-            write_text(&mut out, &id)?;
-        }
-        let mut file = out.into_inner().map_err(|e| e.into_error())?;
-        self.spilled_bytes += file.stream_position()?;
-        file.rewind()?;
-        self.runs.push(file);
-        Ok(())
-    }
-
-    /// Every distinct ID, in byte order.
-    pub fn into_distinct(mut self) -> Result<DistinctIds, SortError> {
-        if self.runs.is_empty() {
-            return Ok(DistinctIds {
-                memory: self.sort_held().into_iter(),
-                readers: Vec::new(),
-                heap: BinaryHeap::new(),
-                last: None,
-            });
-        }
-        if !self.held.is_empty() {
-            self.spill()?;
-        }
-        let mut readers: Vec<BufReader<File>> = self.runs.into_iter().map(BufReader::new).collect();
-        let mut heap = BinaryHeap::new();
-        for (i, r) in readers.iter_mut().enumerate() {
-            if let Some(id) = read_next_text(r)? {
-                heap.push(Reverse((id, i)));
-            }
-        }
-        Ok(DistinctIds {
-            memory: Vec::new().into_iter(),
-            readers,
-            heap,
-            last: None,
-        })
-    }
-}
-
-/// Distinct event IDs in byte order.
-pub struct DistinctIds {
-    memory: std::vec::IntoIter<String>,
-    readers: Vec<BufReader<File>>,
-    heap: BinaryHeap<Reverse<(String, usize)>>,
-    last: Option<String>,
-}
-
-impl Iterator for DistinctIds {
-    type Item = Result<String, SortError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.readers.is_empty() {
-            return self.memory.next().map(Ok);
-        }
-        loop {
-            let Reverse((id, i)) = self.heap.pop()?;
-            match read_next_text(&mut self.readers[i]) {
-                Ok(Some(next)) => self.heap.push(Reverse((next, i))),
-                Ok(None) => {}
-                Err(e) => return Some(Err(e.into())),
-            }
-            if self.last.as_deref() != Some(id.as_str()) {
-                self.last = Some(id.clone());
-                return Some(Ok(id));
-            }
-        }
-    }
-}
-
 /// Approximate bytes of one row: its texts plus fixed-width fields.
 fn row_bytes(batch: &RecordBatch, row: usize) -> usize {
     let mut n = 64;
@@ -570,25 +446,6 @@ mod tests {
             ids.extend(col.iter().map(|v| v.unwrap().to_string()));
         }
         (ids, m.duplicates(), m.spilled_runs())
-    }
-
-    #[test]
-    fn ids_come_back_distinct_and_sorted_in_memory_or_spilled() {
-        let ids: Vec<String> = (0..2_000)
-            .map(|i| format!("id-{}", (i * 7919) % 1_500))
-            .collect();
-        let mut want = ids.clone();
-        want.sort();
-        want.dedup();
-        for budget in [usize::MAX, 3_000] {
-            let mut s = IdSorter::new(budget);
-            for id in &ids {
-                s.push(id).unwrap();
-            }
-            assert_eq!(s.spilled_runs() > 5, budget == 3_000);
-            let got: Vec<String> = s.into_distinct().unwrap().map(Result::unwrap).collect();
-            assert_eq!(got, want, "budget {budget}");
-        }
     }
 
     #[test]

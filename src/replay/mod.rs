@@ -285,7 +285,7 @@ impl Run<'_, '_> {
         &mut self,
         source: &dyn ArchiveSource,
         keys: &[String],
-    ) -> Result<Sorter, ReplayError> {
+    ) -> Result<Sorter<Change>, ReplayError> {
         let mut sorter = Sorter::new(self.opts.memory_budget);
         for key in keys {
             let Some(format) = Format::of_key(key) else {
@@ -339,7 +339,7 @@ impl Run<'_, '_> {
         ));
     }
 
-    async fn emit_day(&mut self, sorter: Sorter) -> Result<(), ReplayError> {
+    async fn emit_day(&mut self, sorter: Sorter<Change>) -> Result<(), ReplayError> {
         self.summary.spilled_runs += sorter.spilled_runs();
         let mut sorted = sorter.into_sorted()?;
         for change in sorted.by_ref() {

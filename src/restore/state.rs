@@ -124,7 +124,7 @@ async fn read_changes(
     input: &StateInput<'_>,
     summary: &mut RestoreSummary,
     progress: &indicatif::ProgressBar,
-) -> Result<Sorter, RestoreError> {
+) -> Result<Sorter<Change>, RestoreError> {
     let mut sorter = Sorter::new(input.memory_budget);
     for key in files_up_to(source, input, summary).await? {
         let Some(format) = Format::of_key(&key) else {

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use super::rows::{check_file, Extra};
 use super::{CompactedDay, ObjectKind, Reasons, Verifier, VerifySummary};
 use crate::archive::manifest::{self, EventIdDigest, Manifest};
-use crate::archive::order::{Change, Sorter};
+use crate::archive::order::Sorter;
 use crate::archive::reader::{self, Column, Projection};
 use crate::archive::source::{open_location, ArchiveSource};
 use crate::model::key::ObjectKey;
@@ -44,30 +44,23 @@ impl SourceCache {
     }
 }
 
-/// A sorter of event IDs only (grouped by ID, so duplicates meet).
-fn id_sorter(budget: usize) -> Sorter {
+/// A sorter of event IDs.
+fn id_sorter(budget: usize) -> Sorter<String> {
     Sorter::new(budget.max(1))
 }
 
-fn push_id(sorter: &mut Sorter, id: &str, reasons: &mut Reasons) {
-    let pushed = sorter.push(Change {
-        group: id.to_string(),
-        time_ms: 0,
-        sequence_number: String::new(),
-        event_id: id.to_string(),
-        record: String::new(),
-    });
-    if let Err(e) = pushed {
+fn push_id(sorter: &mut Sorter<String>, id: &str, reasons: &mut Reasons) {
+    if let Err(e) = sorter.push(id.to_string()) {
         reasons.push(e.to_string());
     }
 }
 
 /// The digest of the sorted distinct IDs, their count and the copies dropped.
-fn digest_ids(sorter: Sorter) -> Result<(String, u64, usize), String> {
+fn digest_ids(sorter: Sorter<String>) -> Result<(String, u64, usize), String> {
     let mut sorted = sorter.into_sorted().map_err(|e| e.to_string())?;
     let mut digest = EventIdDigest::default();
     for c in sorted.by_ref() {
-        digest.push(&c.map_err(|e| e.to_string())?.event_id);
+        digest.push(&c.map_err(|e| e.to_string())?);
     }
     let count = digest.count();
     Ok((digest.finish(), count, sorted.duplicates()))
@@ -220,7 +213,7 @@ fn check_file_of_day(
     date: NaiveDate,
     bytes: Vec<u8>,
     manifest: Option<&Manifest>,
-    ids: &mut Sorter,
+    ids: &mut Sorter<String>,
     last: &mut Option<(i64, String)>,
     mismatched: &mut Vec<String>,
     reasons: &mut Reasons,
