@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use super::item::Item;
-use crate::sink::s3::{describe_sdk_error, jitter_unit, Failure, RetryPolicy};
+use crate::aws::retry::{describe_sdk_error, jitter_unit, Failure, RetryPolicy};
 
 /// Most puts in one `BatchWriteItem` request (DynamoDB's limit).
 pub const BATCH_ITEMS: usize = 25;

@@ -1,11 +1,13 @@
 //! Sink: the one place where archive objects leave the process. [`ObjectSink`] is the
 //! small trait at this I/O edge; [`local::LocalDirSink`] writes to a directory and
-//! [`s3::S3Sink`] to an S3 bucket.
+//! [`s3::S3Sink`] to an S3 bucket, large objects as a multipart upload
+//! (`multipart.rs`).
 //! Every sink stores an object only if none exists under its key (S3's
 //! `If-None-Match: *`): object names are deterministic, so an existing object already
 //! holds exactly these records.
 
 pub mod local;
+mod multipart;
 pub mod s3;
 
 use async_trait::async_trait;

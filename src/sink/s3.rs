@@ -1,12 +1,13 @@
 //! An S3 sink on aws-sdk-s3: each object is stored with a SHA-256 checksum that S3
 //! verifies and `If-None-Match: *`, so an object already under its key (HTTP 412) is
 //! reported as [`PutOutcome::AlreadyPresent`] and never replaced. Large objects go up as
-//! a multipart upload with per-part checksums, made conditional on completion.
+//! a multipart upload (`sink/multipart.rs`).
 //!
 //! The SDK's own retries are off: [`S3Sink::put`] retries throttling (503 SlowDown),
 //! 5xx answers, timeouts and connection failures itself, with exponential backoff and
-//! full jitter, bounded by [`RetryPolicy`]. Callers with a deadline (the Lambda function)
-//! cancel the put when time runs out; see [`crate::pipeline::Archiver::set_deadline`].
+//! full jitter, bounded by a [`RetryPolicy`] and classified by
+//! [`crate::aws::retry::classify`]. Callers with a deadline (the Lambda function) cancel
+//! the put when time runs out; see [`crate::pipeline::Archiver::set_deadline`].
 
 use std::time::{Duration, Instant};
 
@@ -14,55 +15,13 @@ use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
-};
+use aws_sdk_s3::types::ServerSideEncryption;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::{ObjectSink, PutOutcome, SinkError};
+use crate::aws::retry::{classify, describe_sdk_error, jitter_unit, RetryClass, RetryPolicy};
 use crate::encode::EncodedFile;
-
-/// How failed requests are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Most attempts per request, the first included.
-    pub max_attempts: u32,
-    /// Backoff before the first retry (upper bound of the jittered delay).
-    pub base_delay: Duration,
-    /// Largest backoff between attempts.
-    pub max_delay: Duration,
-    /// No retry starts after this much time has passed since the first attempt.
-    pub max_elapsed: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 10,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(5),
-            max_elapsed: Duration::from_secs(120),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The upper bound of the backoff before retry number `retry` (0 for the first
-    /// retry): `base_delay · 2^retry`, capped at `max_delay`.
-    pub fn backoff_cap(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX);
-        self.base_delay
-            .checked_mul(factor)
-            .map_or(self.max_delay, |d| d.min(self.max_delay))
-    }
-
-    /// The jittered backoff ("full jitter"): a point in `[0, backoff_cap]` chosen by
-    /// `unit`, a number in `[0, 1)`.
-    pub fn backoff(&self, retry: u32, unit: f64) -> Duration {
-        self.backoff_cap(retry).mul_f64(unit.clamp(0.0, 1.0))
-    }
-}
 
 /// How the S3 sink stores objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,184 +61,69 @@ impl Default for S3Options {
     }
 }
 
-/// What went wrong with one request attempt, reduced to what decides a retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure<'a> {
-    /// S3 answered with an HTTP status and maybe an error code.
-    Http {
-        /// HTTP status code.
-        status: u16,
-        /// S3 error code (`SlowDown`, `PreconditionFailed`, ...), when present.
-        code: Option<&'a str>,
-    },
-    /// The attempt timed out (connecting, reading, or the attempt as a whole).
-    Timeout,
-    /// The connection failed: refused, reset, or closed before a full response.
-    Connection,
-    /// The request could not be built or signed, or the client is misconfigured.
-    Local,
-}
-
-/// What to do after a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryClass {
-    /// The conditional write found an object under the key: done, nothing to retry.
-    AlreadyPresent,
-    /// S3 asked to slow down (503 SlowDown, 429, throttling codes): back off, retry.
-    Throttled,
-    /// A 5xx answer, a timeout or a connection failure: back off, retry.
-    Transient,
-    /// Retrying cannot help (access denied, no such bucket, bad request, ...).
-    Permanent,
-}
-
-impl RetryClass {
-    /// Is another attempt worthwhile?
-    pub fn is_retryable(self) -> bool {
-        matches!(self, RetryClass::Throttled | RetryClass::Transient)
-    }
-}
-
-/// Classifies a failed attempt.
-pub fn classify(failure: Failure<'_>) -> RetryClass {
-    match failure {
-        Failure::Http { status: 412, .. }
-        | Failure::Http {
-            code: Some("PreconditionFailed"),
-            ..
-        } => RetryClass::AlreadyPresent,
-        Failure::Http {
-            code:
-                Some(
-                    "SlowDown"
-                    | "Throttling"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "TooManyRequestsException",
-                ),
-            ..
-        }
-        | Failure::Http { status: 429, .. } => RetryClass::Throttled,
-        Failure::Http {
-            code:
-                Some(
-                    "RequestTimeout"
-                    | "RequestTimeTooSkewed"
-                    | "InternalError"
-                    | "ConditionalRequestConflict"
-                    | "OperationAborted",
-                ),
-            ..
-        } => RetryClass::Transient,
-        Failure::Http { status, .. } if status >= 500 => RetryClass::Transient,
-        Failure::Http { .. } => RetryClass::Permanent,
-        Failure::Timeout | Failure::Connection => RetryClass::Transient,
-        Failure::Local => RetryClass::Permanent,
-    }
-}
-
 /// A failed attempt: its class and a message naming what happened.
 #[derive(Debug)]
-struct AttemptError {
-    class: RetryClass,
-    message: String,
+pub(super) struct AttemptError {
+    /// Whether another attempt is worthwhile.
+    pub(super) class: RetryClass,
+    /// The conditional write found an object under the key (HTTP 412): done, and
+    /// [`RetryClass::Permanent`].
+    pub(super) already_present: bool,
+    /// What happened.
+    pub(super) message: String,
 }
 
-fn attempt_error<E>(err: SdkError<E, HttpResponse>) -> AttemptError
+impl AttemptError {
+    /// A failure that no retry can help, found before or after a request.
+    pub(super) fn permanent(message: impl Into<String>) -> Self {
+        AttemptError {
+            class: RetryClass::Permanent,
+            already_present: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// Classifies a failed S3 request.
+pub(super) fn attempt_error<E>(err: SdkError<E, HttpResponse>) -> AttemptError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let (failure, message) = describe_sdk_error(&err);
     AttemptError {
         class: classify(failure),
+        already_present: failure.is_precondition_failed(),
         message,
     }
 }
 
-/// What went wrong with one AWS SDK request attempt (any service), reduced to what
-/// decides a retry, and a message naming it. Shared by every caller that retries with
-/// its own policy (this sink, restore's batch writes).
-pub fn describe_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> (Failure<'_>, String)
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match err {
-        SdkError::ServiceError(se) => {
-            let status = se.raw().status().as_u16();
-            let code = se.err().code();
-            let msg = format!(
-                "HTTP {status} {}: {}",
-                code.unwrap_or("(no code)"),
-                se.err().message().unwrap_or("")
-            );
-            (Failure::Http { status, code }, msg)
-        }
-        SdkError::TimeoutError(_) => (Failure::Timeout, "request timed out".to_string()),
-        SdkError::DispatchFailure(d) => {
-            let failure = if d.is_timeout() {
-                Failure::Timeout
-            } else if d.is_user() {
-                Failure::Local
-            } else {
-                Failure::Connection
-            };
-            let detail = d
-                .as_connector_error()
-                .map_or_else(|| format!("{d:?}"), |c| error_chain(c));
-            (failure, format!("request not sent: {detail}"))
-        }
-        SdkError::ResponseError(r) => (
-            Failure::Connection,
-            format!("reading the response failed: {r:?}"),
-        ),
-        SdkError::ConstructionFailure(_) => (
-            Failure::Local,
-            format!("request could not be built: {}", error_chain(err)),
-        ),
-        _ => (Failure::Local, error_chain(err)),
+/// A conditional write that found an object under its key is done: the object holds
+/// the same records.
+pub(super) fn already_present_is_done(
+    result: Result<PutOutcome, AttemptError>,
+) -> Result<PutOutcome, AttemptError> {
+    match result {
+        Err(e) if e.already_present => Ok(PutOutcome::AlreadyPresent),
+        other => other,
     }
 }
 
-/// An error and its sources, `: `-joined.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
-/// A number in `[0, 1)` for backoff jitter, from the clock and a counter (no crypto
-/// needed, only spread between concurrent writers).
-pub fn jitter_unit(salt: u64) -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    // splitmix64
-    let mut z = nanos ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn sha256_b64(bytes: &[u8]) -> String {
+/// The base64 SHA-256 of `bytes`, as S3 takes it in `x-amz-checksum-sha256`.
+pub(super) fn sha256_b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
 }
 
 /// Writes objects to an S3 bucket under a key prefix.
 #[derive(Debug, Clone)]
 pub struct S3Sink {
-    client: aws_sdk_s3::Client,
-    bucket: String,
+    /// The client, with the SDK's retries off.
+    pub(super) client: aws_sdk_s3::Client,
+    /// The bucket.
+    pub(super) bucket: String,
+    /// Prepended to every key: empty or ending in `/`.
     prefix: String,
-    options: S3Options,
+    /// How objects are stored.
+    pub(super) options: S3Options,
 }
 
 impl S3Sink {
@@ -319,7 +163,11 @@ impl S3Sink {
 
     /// Runs `attempt` until it succeeds, is classified as not retryable, or the retry
     /// policy is used up. `what` names the request in messages.
-    async fn with_retries<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, AttemptError>
+    pub(super) async fn with_retries<T, F, Fut>(
+        &self,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<T, AttemptError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AttemptError>>,
@@ -337,13 +185,13 @@ impl S3Sink {
                         || start.elapsed() + delay >= policy.max_elapsed
                     {
                         return Err(AttemptError {
-                            class: e.class,
                             message: format!(
                                 "{} (gave up after {} attempts in {:.1}s)",
                                 e.message,
                                 retry + 1,
                                 start.elapsed().as_secs_f64()
                             ),
+                            ..e
                         });
                     }
                     tracing::warn!(
@@ -395,122 +243,7 @@ impl S3Sink {
                 }
             })
             .await;
-        match result {
-            Err(e) if e.class == RetryClass::AlreadyPresent => Ok(PutOutcome::AlreadyPresent),
-            other => other,
-        }
-    }
-
-    async fn put_multipart(
-        &self,
-        key: &str,
-        file: &EncodedFile,
-    ) -> Result<PutOutcome, AttemptError> {
-        let upload_id = self
-            .with_retries("CreateMultipartUpload", || {
-                let mut req = self
-                    .client
-                    .create_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
-                    .content_type(file.content_type)
-                    .set_content_encoding(file.content_encoding.map(str::to_string));
-                if let Some(kms) = &self.options.kms_key_id {
-                    req = req
-                        .server_side_encryption(ServerSideEncryption::AwsKms)
-                        .ssekms_key_id(kms);
-                }
-                async move {
-                    let out = req.send().await.map_err(attempt_error)?;
-                    out.upload_id.ok_or_else(|| AttemptError {
-                        class: RetryClass::Permanent,
-                        message: "CreateMultipartUpload returned no upload ID".to_string(),
-                    })
-                }
-            })
-            .await?;
-        let result = self.upload_parts(key, file, &upload_id).await;
-        if !matches!(result, Ok(PutOutcome::Written)) {
-            // Best effort: an upload left behind holds storage until a lifecycle rule
-            // (AbortIncompleteMultipartUpload) removes it.
-            if let Err(e) = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await
-            {
-                tracing::warn!(key, upload_id, error = %error_chain(&e), "aborting a multipart upload failed");
-            }
-        }
-        match result {
-            Err(e) if e.class == RetryClass::AlreadyPresent => Ok(PutOutcome::AlreadyPresent),
-            other => other,
-        }
-    }
-
-    async fn upload_parts(
-        &self,
-        key: &str,
-        file: &EncodedFile,
-        upload_id: &str,
-    ) -> Result<PutOutcome, AttemptError> {
-        let body = bytes::Bytes::from(file.body.clone());
-        let part_size = self.options.part_size.max(1);
-        let mut parts = Vec::new();
-        for (i, start) in (0..body.len()).step_by(part_size).enumerate() {
-            let chunk = body.slice(start..(start + part_size).min(body.len()));
-            let number = i32::try_from(i + 1).map_err(|_| AttemptError {
-                class: RetryClass::Permanent,
-                message: "too many parts".to_string(),
-            })?;
-            let checksum = sha256_b64(&chunk);
-            let e_tag = self
-                .with_retries("UploadPart", || {
-                    let req = self
-                        .client
-                        .upload_part()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .upload_id(upload_id)
-                        .part_number(number)
-                        .checksum_sha256(&checksum)
-                        .body(ByteStream::from(chunk.clone()));
-                    async move {
-                        let out = req.send().await.map_err(attempt_error)?;
-                        Ok(out.e_tag)
-                    }
-                })
-                .await?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(e_tag)
-                    .checksum_sha256(checksum)
-                    .build(),
-            );
-        }
-        let upload = CompletedMultipartUpload::builder()
-            .set_parts(Some(parts))
-            .build();
-        self.with_retries("CompleteMultipartUpload", || {
-            let req = self
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .if_none_match("*")
-                .multipart_upload(upload.clone());
-            async move {
-                req.send().await.map_err(attempt_error)?;
-                Ok(PutOutcome::Written)
-            }
-        })
-        .await
+        already_present_is_done(result)
     }
 }
 
@@ -554,67 +287,6 @@ impl ObjectSink for S3Sink {
 
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.full_key(key))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classification() {
-        let http = |status, code| classify(Failure::Http { status, code });
-        assert_eq!(
-            http(412, Some("PreconditionFailed")),
-            RetryClass::AlreadyPresent
-        );
-        assert_eq!(http(412, None), RetryClass::AlreadyPresent);
-        assert_eq!(http(503, Some("SlowDown")), RetryClass::Throttled);
-        assert_eq!(http(429, None), RetryClass::Throttled);
-        assert_eq!(
-            http(400, Some("ThrottlingException")),
-            RetryClass::Throttled
-        );
-        assert_eq!(http(500, Some("InternalError")), RetryClass::Transient);
-        assert_eq!(http(502, None), RetryClass::Transient);
-        assert_eq!(http(503, Some("ServiceUnavailable")), RetryClass::Transient);
-        assert_eq!(http(400, Some("RequestTimeout")), RetryClass::Transient);
-        assert_eq!(
-            http(409, Some("ConditionalRequestConflict")),
-            RetryClass::Transient
-        );
-        assert_eq!(http(403, Some("AccessDenied")), RetryClass::Permanent);
-        assert_eq!(http(404, Some("NoSuchBucket")), RetryClass::Permanent);
-        assert_eq!(http(400, Some("BadDigest")), RetryClass::Permanent);
-        assert_eq!(classify(Failure::Timeout), RetryClass::Transient);
-        assert_eq!(classify(Failure::Connection), RetryClass::Transient);
-        assert_eq!(classify(Failure::Local), RetryClass::Permanent);
-        assert!(RetryClass::Throttled.is_retryable());
-        assert!(RetryClass::Transient.is_retryable());
-        assert!(!RetryClass::Permanent.is_retryable());
-        assert!(!RetryClass::AlreadyPresent.is_retryable());
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(2),
-            max_elapsed: Duration::from_secs(10),
-        };
-        assert_eq!(p.backoff_cap(0), Duration::from_millis(100));
-        assert_eq!(p.backoff_cap(1), Duration::from_millis(200));
-        assert_eq!(p.backoff_cap(3), Duration::from_millis(800));
-        assert_eq!(p.backoff_cap(5), Duration::from_secs(2));
-        assert_eq!(p.backoff_cap(1000), Duration::from_secs(2));
-        assert_eq!(p.backoff(3, 0.0), Duration::ZERO);
-        assert_eq!(p.backoff(3, 0.5), Duration::from_millis(400));
-        assert!(p.backoff(3, 0.999) < Duration::from_millis(800));
-        for salt in 0..100 {
-            let u = jitter_unit(salt);
-            assert!((0.0..1.0).contains(&u), "{u}");
-        }
     }
 }
 

@@ -7,6 +7,11 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`) or in `AWS_ENDPOINT_URL` points a client at another
 //! server, such as a local one; S3 is then addressed path-style. Values are trimmed, and
 //! a blank value counts as unset.
+//!
+//! Callers that turn the SDK's retries off ([`SdkRetries::Off`]) retry with [`retry`]:
+//! its policy, and the classification of a failed request of any service.
+
+pub mod retry;
 
 use std::time::Duration;
 
