@@ -2,10 +2,15 @@
 //! line under `_manifests/<table>/year=/month=/day=/manifest.json` of the compacted
 //! layer. Verification checks the compacted files and their sources against it; the
 //! Athena view reads the current `version` of each compacted day from it.
+//!
+//! The manifest's event-ID digest has one implementation, [`EventIds`], used by both
+//! compaction (over the rows it writes) and verification (over the compacted files and
+//! over the sources).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::archive::order::{OrderError, Sorter};
 use crate::model::hex::hex;
 
 /// The manifest format's name and version.
@@ -82,34 +87,68 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(Sha256::digest(bytes).as_slice())
 }
 
-/// The digest over sorted distinct event IDs, fed one ID at a time in sorted order.
-#[derive(Debug, Default)]
-pub struct EventIdDigest {
-    hash: Sha256,
-    last: Option<String>,
-    count: u64,
+/// Below this many bytes of IDs held, [`EventIds`] does not spill: a tiny budget cannot
+/// make a run (a file) per event ID.
+pub const MIN_EVENT_IDS_BUDGET: usize = 1 << 20;
+
+/// The event IDs of a table-day, gathered in any order within a memory budget, for the
+/// manifest's [`Manifest::event_id_digest`]: compaction gathers the rows it writes,
+/// verification the rows of the compacted files and of the sources.
+#[derive(Debug)]
+pub struct EventIds {
+    sorter: Sorter<String>,
 }
 
-impl EventIdDigest {
-    /// Adds the next ID; IDs must come sorted, and a repeat of the last is skipped.
-    pub fn push(&mut self, id: &str) {
-        if self.last.as_deref() == Some(id) {
-            return;
+/// The digest of a set of event IDs, with how many there were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventIdDigest {
+    /// SHA-256, hex, over the sorted distinct IDs, each followed by `\n`.
+    pub digest: String,
+    /// Distinct IDs.
+    pub count: u64,
+    /// IDs pushed again after their first time.
+    pub duplicates: u64,
+}
+
+impl EventIds {
+    /// Gathers IDs holding at most about `budget` bytes of them in memory (at least
+    /// [`MIN_EVENT_IDS_BUDGET`]), spilling sorted runs to temporary files past it.
+    pub fn new(budget: usize) -> Self {
+        EventIds {
+            sorter: Sorter::new(budget.max(MIN_EVENT_IDS_BUDGET)),
         }
-        self.hash.update(id.as_bytes());
-        self.hash.update(b"\n");
-        self.count += 1;
-        self.last = Some(id.to_string());
     }
 
-    /// Distinct IDs added.
-    pub fn count(&self) -> u64 {
-        self.count
+    /// Adds an ID.
+    pub fn push(&mut self, id: &str) -> Result<(), OrderError> {
+        self.sorter.push(id.to_string())
     }
 
-    /// The digest, hex.
-    pub fn finish(self) -> String {
-        hex(self.hash.finalize().as_slice())
+    /// Runs spilled to temporary files so far.
+    pub fn spilled_runs(&self) -> usize {
+        self.sorter.spilled_runs()
+    }
+
+    /// Bytes of those runs.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.sorter.spilled_bytes()
+    }
+
+    /// The digest over the distinct IDs in byte order.
+    pub fn finish(self) -> Result<EventIdDigest, OrderError> {
+        let mut sorted = self.sorter.into_sorted()?;
+        let mut hash = Sha256::new();
+        let mut count = 0u64;
+        for id in sorted.by_ref() {
+            hash.update(id?.as_bytes());
+            hash.update(b"\n");
+            count += 1;
+        }
+        Ok(EventIdDigest {
+            digest: hex(hash.finalize().as_slice()),
+            count,
+            duplicates: sorted.duplicates() as u64,
+        })
     }
 }
 
@@ -128,11 +167,33 @@ mod tests {
 
     #[test]
     fn event_id_digest_is_over_distinct_sorted_ids() {
-        let mut d = EventIdDigest::default();
-        for id in ["a", "b", "b", "c"] {
-            d.push(id);
+        let mut ids = EventIds::new(0);
+        for id in ["c", "b", "a", "b"] {
+            ids.push(id).unwrap();
         }
-        assert_eq!(d.count(), 3);
-        assert_eq!(d.finish(), sha256_hex(b"a\nb\nc\n"));
+        let d = ids.finish().unwrap();
+        assert_eq!(d.count, 3);
+        assert_eq!(d.duplicates, 1);
+        assert_eq!(d.digest, sha256_hex(b"a\nb\nc\n"));
+    }
+
+    #[test]
+    fn spilled_ids_give_the_same_digest() {
+        let ids: Vec<String> = (0..60_000u64)
+            .map(|i| format!("{:032x}", (i * 7919) % 50_000))
+            .collect();
+        let mut want: Vec<&String> = ids.iter().collect();
+        want.sort();
+        want.dedup();
+        let text: String = want.iter().map(|id| format!("{id}\n")).collect();
+        let mut gathered = EventIds::new(0);
+        for id in &ids {
+            gathered.push(id).unwrap();
+        }
+        assert!(gathered.spilled_runs() > 1, "{}", gathered.spilled_runs());
+        let d = gathered.finish().unwrap();
+        assert_eq!(d.count, 50_000);
+        assert_eq!(d.duplicates, 10_000);
+        assert_eq!(d.digest, sha256_hex(text.as_bytes()));
     }
 }

@@ -26,8 +26,7 @@ pub mod write;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::archive::manifest::{EventIdDigest, Manifest, ManifestFile};
-use crate::archive::order::Sorter;
+use crate::archive::manifest::{EventIds, Manifest, ManifestFile};
 use crate::archive::source::{table_days, ArchiveSource, SourceError};
 use crate::encode::EncodedFile;
 use crate::model::key::{partition_path, ObjectKey};
@@ -295,16 +294,12 @@ impl Compactor<'_> {
         let (files, ids) = self
             .write_files(table, date, &version, sorters, report)
             .await?;
-        let mut digest = EventIdDigest::default();
-        for id in ids.into_sorted().map_err(|e| e.to_string())? {
-            digest.push(&id.map_err(|e| e.to_string())?);
-        }
-        if digest.count() != report.rows {
+        let digest = ids.finish().map_err(|e| e.to_string())?;
+        if digest.count != report.rows {
             return Err(format!(
                 "{} distinct event IDs but {} distinct changes: an event ID appears with \
                  different times or sequence numbers",
-                digest.count(),
-                report.rows
+                digest.count, report.rows
             ));
         }
         let m = Manifest {
@@ -314,7 +309,7 @@ impl Compactor<'_> {
             version: version.clone(),
             rows: report.rows,
             duplicates_dropped: report.duplicates_dropped,
-            event_id_digest: digest.finish(),
+            event_id_digest: digest.digest,
             files,
             sources: manifest_sources,
             created_by: format!("ddb-archiver {}", env!("CARGO_PKG_VERSION")),
@@ -370,7 +365,7 @@ impl Compactor<'_> {
         version: &str,
         sorters: Vec<RunSorter>,
         report: &mut DayReport,
-    ) -> Result<(Vec<ManifestFile>, Sorter<String>), String> {
+    ) -> Result<(Vec<ManifestFile>, EventIds), String> {
         let options = self.options;
         let layout = Layout {
             schema: options.schemas.get(table).cloned(),
@@ -381,8 +376,7 @@ impl Compactor<'_> {
             max_file_bytes: options.max_file_bytes,
             row_group_bytes: options.row_group_bytes,
             row_group_max_rows: ROW_GROUP_MAX_ROWS,
-            // At least 1 MiB, so a tiny budget cannot make a run (a file) per event ID.
-            ids_budget: (options.memory_budget / 8).max(1 << 20),
+            ids_budget: options.memory_budget / 8,
             encoders: read::worker_count(),
         };
         const STOPPED: &str = "storing the compacted files stopped";

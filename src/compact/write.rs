@@ -21,7 +21,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::sort::{Merged, RunSorter};
-use crate::archive::order::Sorter;
+use crate::archive::manifest::EventIds;
 use crate::archive::reader;
 use crate::encode::parquet::{standard_fields, writer_properties};
 use crate::schema::TableSchema;
@@ -64,7 +64,7 @@ pub struct Written {
     /// Bytes of those runs.
     pub spilled_bytes: u64,
     /// The written rows' event IDs, for the manifest's digest.
-    pub ids: Sorter<String>,
+    pub ids: EventIds,
 }
 
 /// Merges the sorters' runs and writes them as files, handing each finished file to
@@ -77,7 +77,7 @@ pub fn write_sorted(
     let mut merged = Merged::new(sorters).map_err(|e| e.to_string())?;
     let schema = output_schema(layout);
     let pool = EncoderPool::start_threads(layout.encoders.max(1))?;
-    let mut ids = Sorter::new(layout.ids_budget);
+    let mut ids = EventIds::new(layout.ids_budget);
     let mut rows = 0u64;
     let batch_bytes = BATCH_BYTES.min(layout.max_file_bytes / 8).max(1);
     let mut file: Option<OpenFile> = None;
@@ -96,7 +96,7 @@ pub fn write_sorted(
             .as_string_opt::<i32>()
             .ok_or_else(|| "merged rows: `event_id` is not text".to_string())?;
         for id in ids_column.iter().flatten() {
-            ids.push(id.to_string()).map_err(|e| e.to_string())?;
+            ids.push(id).map_err(|e| e.to_string())?;
         }
         rows += batch.num_rows() as u64;
         let mut rest = complete(&batch, &schema, layout)?;

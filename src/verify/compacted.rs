@@ -10,8 +10,7 @@ use chrono::NaiveDate;
 
 use super::rows::{check_file, Extra};
 use super::{CompactedDay, ObjectKind, Reasons, Verifier, VerifySummary};
-use crate::archive::manifest::{self, EventIdDigest, Manifest};
-use crate::archive::order::Sorter;
+use crate::archive::manifest::{self, EventIdDigest, EventIds, Manifest};
 use crate::archive::reader::{self, Column, Projection};
 use crate::archive::source::{open_location, ArchiveSource};
 use crate::model::key::ObjectKey;
@@ -44,26 +43,10 @@ impl SourceCache {
     }
 }
 
-/// A sorter of event IDs.
-fn id_sorter(budget: usize) -> Sorter<String> {
-    Sorter::new(budget.max(1))
-}
-
-fn push_id(sorter: &mut Sorter<String>, id: &str, reasons: &mut Reasons) {
-    if let Err(e) = sorter.push(id.to_string()) {
+fn push_id(ids: &mut EventIds, id: &str, reasons: &mut Reasons) {
+    if let Err(e) = ids.push(id) {
         reasons.push(e.to_string());
     }
-}
-
-/// The digest of the sorted distinct IDs, their count and the copies dropped.
-fn digest_ids(sorter: Sorter<String>) -> Result<(String, u64, usize), String> {
-    let mut sorted = sorter.into_sorted().map_err(|e| e.to_string())?;
-    let mut digest = EventIdDigest::default();
-    for c in sorted.by_ref() {
-        digest.push(&c.map_err(|e| e.to_string())?);
-    }
-    let count = digest.count();
-    Ok((digest.finish(), count, sorted.duplicates()))
 }
 
 /// Checks one compacted table-day: its manifest and its files.
@@ -81,7 +64,7 @@ pub(crate) async fn check_day(
         Some(key) => read_manifest(v, key, table, date, day, &mut m_reasons, summary).await,
     };
     let budget = v.options.memory_budget / 2;
-    let mut ids = id_sorter(budget);
+    let mut ids = EventIds::new(budget);
     let mut files: Vec<(u32, &String)> = day
         .files
         .iter()
@@ -122,20 +105,16 @@ pub(crate) async fn check_day(
                 v.source.location(&file)
             ));
         }
-        match digest_ids(ids) {
-            Err(e) => m_reasons.push(e),
-            Ok((digest, count, duplicates)) => {
-                if duplicates > 0 {
+        match ids.finish() {
+            Err(e) => m_reasons.push(e.to_string()),
+            Ok(ids) => {
+                if ids.duplicates > 0 {
                     m_reasons.push(format!(
-                        "the compacted files hold {duplicates} extra copies of event IDs"
+                        "the compacted files hold {} extra copies of event IDs",
+                        ids.duplicates
                     ));
                 }
-                if count != m.rows || digest != m.event_id_digest {
-                    m_reasons.push(format!(
-                        "the compacted files hold {count} distinct event IDs with digest {digest}; the manifest says {} with {}",
-                        m.rows, m.event_id_digest
-                    ));
-                }
+                check_ids("the compacted files", &ids, m, &mut m_reasons);
             }
         }
         check_sources(m, sources, budget, &mut m_reasons).await;
@@ -213,7 +192,7 @@ fn check_file_of_day(
     date: NaiveDate,
     bytes: Vec<u8>,
     manifest: Option<&Manifest>,
-    ids: &mut Sorter<String>,
+    ids: &mut EventIds,
     last: &mut Option<(i64, String)>,
     mismatched: &mut Vec<String>,
     reasons: &mut Reasons,
@@ -297,7 +276,7 @@ async fn check_sources(
     budget: usize,
     reasons: &mut Reasons,
 ) {
-    let mut ids = id_sorter(budget);
+    let mut ids = EventIds::new(budget);
     let mut complete = true;
     for s in &m.sources {
         let source = match cache.open(&s.location, &s.key).await {
@@ -357,15 +336,18 @@ async fn check_sources(
     if !complete {
         return;
     }
-    match digest_ids(ids) {
-        Err(e) => reasons.push(e),
-        Ok((digest, count, _)) => {
-            if count != m.rows || digest != m.event_id_digest {
-                reasons.push(format!(
-                    "its sources hold {count} distinct event IDs with digest {digest}; the manifest says {} with {}",
-                    m.rows, m.event_id_digest
-                ));
-            }
-        }
+    match ids.finish() {
+        Err(e) => reasons.push(e.to_string()),
+        Ok(ids) => check_ids("its sources", &ids, m, reasons),
+    }
+}
+
+/// The distinct event IDs of `what` are the manifest's: as many, with its digest.
+fn check_ids(what: &str, ids: &EventIdDigest, m: &Manifest, reasons: &mut Reasons) {
+    if ids.count != m.rows || ids.digest != m.event_id_digest {
+        reasons.push(format!(
+            "{what} hold {} distinct event IDs with digest {}; the manifest says {} with {}",
+            ids.count, ids.digest, m.rows, m.event_id_digest
+        ));
     }
 }
