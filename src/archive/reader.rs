@@ -228,9 +228,22 @@ pub fn rows(
     })
 }
 
-/// The Arrow record batches of a Parquet archive file, streamed. The Parquet crate
-/// panics on some corrupt pages: such a page ends the stream with an error, as any
-/// other undecodable page does.
+/// The Parquet panic guard, which every Parquet read goes through: the Parquet crate
+/// panics on some corrupt footers and pages, and such bytes are a corrupt file like any
+/// other, never a crashed thread or process. The panic's message, if any, is returned.
+pub fn parquet_guard<T>(read: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    })
+}
+
+/// The Arrow record batches of a Parquet archive file, streamed. A page that makes the
+/// Parquet crate panic ends the stream with an error, as any other undecodable page
+/// does ([`parquet_guard`]).
 pub struct ParquetBatches {
     reader: ParquetRecordBatchReader,
     done: bool,
@@ -243,13 +256,12 @@ impl Iterator for ParquetBatches {
         if self.done {
             return None;
         }
-        let error =
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.reader.next())) {
-                Ok(Some(Ok(batch))) => return Some(Ok(batch)),
-                Ok(None) => return None,
-                Ok(Some(Err(e))) => e.to_string(),
-                Err(_) => "its pages cannot be decoded".to_string(),
-            };
+        let error = match parquet_guard(|| self.reader.next()) {
+            Ok(Some(Ok(batch))) => return Some(Ok(batch)),
+            Ok(None) => return None,
+            Ok(Some(Err(e))) => e.to_string(),
+            Err(_) => "its pages cannot be decoded".to_string(),
+        };
         self.done = true;
         Some(Err(error))
     }
@@ -289,16 +301,17 @@ pub fn parquet_batches(
 
 /// The Arrow record batches of a Parquet file with every column it has, the standard
 /// ones and any others (typed columns, `compaction_version`).
-pub fn parquet_all_batches(
-    bytes: Vec<u8>,
-    location: &str,
-) -> Result<ParquetRecordBatchReader, CorruptFile> {
-    parquet_builder(bytes, location)?
+pub fn parquet_all_batches(bytes: Vec<u8>, location: &str) -> Result<ParquetBatches, CorruptFile> {
+    let reader = parquet_builder(bytes, location)?
         .build()
         .map_err(|e| CorruptFile {
             location: location.to_string(),
             reason: format!("not a Parquet file: {e}"),
-        })
+        })?;
+    Ok(ParquetBatches {
+        reader,
+        done: false,
+    })
 }
 
 /// Reads a Parquet file's footer. The Parquet crate panics on some corrupt footers;
@@ -312,7 +325,7 @@ fn parquet_builder(
         reason: format!("not a Parquet file: {reason}"),
     };
     let bytes = bytes::Bytes::from(bytes);
-    match std::panic::catch_unwind(|| ParquetRecordBatchReaderBuilder::try_new(bytes)) {
+    match parquet_guard(|| ParquetRecordBatchReaderBuilder::try_new(bytes)) {
         Ok(built) => built.map_err(|e| corrupt(e.to_string())),
         Err(_) => Err(corrupt("its footer cannot be decoded".to_string())),
     }

@@ -15,6 +15,7 @@
 
 pub mod compacted;
 pub mod objects;
+pub mod parquet;
 pub mod rows;
 
 use std::collections::BTreeMap;
