@@ -34,7 +34,7 @@ use crate::model::Format;
 use crate::schema::SchemaSet;
 use crate::sink::ObjectSink;
 use sort::RunSorter;
-use write::{FinishedFile, Layout};
+use write::{FinishedFile, Layout, VersionColumn};
 
 /// Default largest compacted file, in bytes.
 pub const DEFAULT_MAX_FILE_BYTES: usize = 256 * 1024 * 1024;
@@ -369,10 +369,10 @@ impl Compactor<'_> {
         let options = self.options;
         let layout = Layout {
             schema: options.schemas.get(table).cloned(),
-            version: (
-                crate::model::columns::VERSION_COLUMN.to_string(),
-                version.to_string(),
-            ),
+            version: VersionColumn {
+                name: crate::model::columns::VERSION_COLUMN.to_string(),
+                value: version.to_string(),
+            },
             max_file_bytes: options.max_file_bytes,
             row_group_bytes: options.row_group_bytes,
             row_group_max_rows: ROW_GROUP_MAX_ROWS,

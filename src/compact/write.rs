@@ -31,8 +31,8 @@ use crate::schema::TableSchema;
 pub struct Layout {
     /// Typed columns and `type_errors` of this schema follow the standard columns.
     pub schema: Option<TableSchema>,
-    /// The constant last column: its name and value.
-    pub version: (String, String),
+    /// The constant last column, naming the compaction version.
+    pub version: VersionColumn,
     /// A file ends once it reaches about this many bytes.
     pub max_file_bytes: usize,
     /// A row group ends once its encoded columns reach about this many bytes.
@@ -43,6 +43,15 @@ pub struct Layout {
     pub ids_budget: usize,
     /// Threads encoding column chunks.
     pub encoders: usize,
+}
+
+/// The constant last column of the compacted files: every row carries the version.
+#[derive(Debug, Clone)]
+pub struct VersionColumn {
+    /// The column's name.
+    pub name: String,
+    /// Its value in every row: the compaction version.
+    pub value: String,
 }
 
 /// One finished file.
@@ -86,7 +95,7 @@ pub fn write_sorted(
         // Merged while the encoders work on the batch sent before.
         let next = merged.next_batch(batch_bytes).map_err(|e| e.to_string())?;
         if let Some(f) = file.as_mut() {
-            if f.settle(&pool, layout)? {
+            if f.end_row_group_if_full(&pool, layout)? {
                 finish(file.take(), &pool, store)?;
             }
         }
@@ -113,7 +122,7 @@ pub fn write_sorted(
             let part = rest.slice(0, room.min(rest.num_rows()));
             rest = rest.slice(part.num_rows(), rest.num_rows() - part.num_rows());
             f.send(&pool, assignment, part)?;
-            if rest.num_rows() > 0 && f.settle(&pool, layout)? {
+            if rest.num_rows() > 0 && f.end_row_group_if_full(&pool, layout)? {
                 finish(file.take(), &pool, store)?;
             }
         }
@@ -142,7 +151,11 @@ fn output_schema(layout: &Layout) -> SchemaRef {
     if let Some(s) = &layout.schema {
         fields.extend(s.arrow_fields());
     }
-    fields.push(Field::new(layout.version.0.as_str(), DataType::Utf8, false));
+    fields.push(Field::new(
+        layout.version.name.as_str(),
+        DataType::Utf8,
+        false,
+    ));
     Arc::new(Schema::new(fields))
 }
 
@@ -177,7 +190,7 @@ fn complete(
             .extend(crate::schema::flatten::typed_columns(s, &changes).map_err(|e| e.to_string())?);
     }
     let version: StringArray =
-        std::iter::repeat_n(Some(layout.version.1.as_str()), batch.num_rows()).collect();
+        std::iter::repeat_n(Some(layout.version.value.as_str()), batch.num_rows()).collect();
     columns.push(Arc::new(version));
     RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| e.to_string())
 }
@@ -306,8 +319,12 @@ impl OpenFile {
     }
 
     /// Waits for the batch in flight, ends the row group when its size or rows call
-    /// for it, and says whether the file should end.
-    fn settle(&mut self, pool: &EncoderPool, layout: &Layout) -> Result<bool, String> {
+    /// for it, and says whether the file is full (should end).
+    fn end_row_group_if_full(
+        &mut self,
+        pool: &EncoderPool,
+        layout: &Layout,
+    ) -> Result<bool, String> {
         self.collect(pool)?;
         let written = self.writer.bytes_written();
         if self.group_open

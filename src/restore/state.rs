@@ -173,7 +173,7 @@ async fn read_changes(
 }
 
 /// Writes the final image of an item's last change, or counts it absent.
-fn settle(
+fn emit_final_state(
     last: Change,
     out: &mut impl Write,
     summary: &mut RestoreSummary,
@@ -234,13 +234,13 @@ pub async fn compute(
             keys = Some(KeyShape::of_keys(&change.group).map_err(RestoreError::Unrestorable)?);
         }
         match last.take() {
-            Some(prev) if prev.group != change.group => settle(prev, &mut out, summary)?,
+            Some(prev) if prev.group != change.group => emit_final_state(prev, &mut out, summary)?,
             _ => {}
         }
         last = Some(change);
     }
     if let Some(prev) = last {
-        settle(prev, &mut out, summary)?;
+        emit_final_state(prev, &mut out, summary)?;
     }
     summary.duplicates_dropped = sorted.duplicates();
     let file = out

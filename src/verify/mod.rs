@@ -87,7 +87,7 @@ pub enum ObjectKind {
 
 /// Objects checked, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Checked {
+pub struct ObjectCounts {
     /// Raw data objects.
     pub raw: u64,
     /// `_rejected/` objects.
@@ -98,7 +98,7 @@ pub struct Checked {
     pub manifest: u64,
 }
 
-impl Checked {
+impl ObjectCounts {
     fn add(&mut self, kind: ObjectKind) {
         match kind {
             ObjectKind::Raw => self.raw += 1,
@@ -124,7 +124,7 @@ pub struct BadObject {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct VerifySummary {
     /// Objects checked, by kind.
-    pub checked: Checked,
+    pub checked: ObjectCounts,
     /// Rows read and re-derived from their records.
     pub rows: u64,
     /// Objects whose bytes were compared with the checksum stored at upload.

@@ -97,7 +97,7 @@ impl<'a> Extra<'a> {
 }
 
 /// One row read and re-derived.
-pub struct Checked {
+pub struct CheckedRow {
     /// 0-based row number in the file.
     pub number: usize,
     /// The row as read.
@@ -118,7 +118,7 @@ pub fn check_file(
     location: &str,
     extra: Extra<'_>,
     reasons: &mut Reasons,
-    each: impl FnMut(Checked, &mut Reasons),
+    each: impl FnMut(CheckedRow, &mut Reasons),
 ) -> u64 {
     let run = std::panic::AssertUnwindSafe(|| {
         check_file_rows(format, bytes, location, extra, &mut *reasons, each)
@@ -143,7 +143,7 @@ fn check_file_rows(
     location: &str,
     extra: Extra<'_>,
     reasons: &mut Reasons,
-    mut each: impl FnMut(Checked, &mut Reasons),
+    mut each: impl FnMut(CheckedRow, &mut Reasons),
 ) -> u64 {
     let batches = match format {
         Format::Parquet => match reader::parquet_all_batches(bytes.clone(), location) {
@@ -163,7 +163,7 @@ fn check_file_rows(
         }
     };
     let mut number = 0usize;
-    let mut next_rows = |n: Option<usize>, reasons: &mut Reasons| -> Option<Vec<Checked>> {
+    let mut next_rows = |n: Option<usize>, reasons: &mut Reasons| -> Option<Vec<CheckedRow>> {
         let mut out = Vec::new();
         while n.is_none_or(|n| out.len() < n) {
             match rows.next() {
@@ -191,7 +191,7 @@ fn check_file_rows(
                             None
                         }
                     };
-                    out.push(Checked {
+                    out.push(CheckedRow {
                         number,
                         row,
                         change,
@@ -248,7 +248,7 @@ fn check_file_rows(
 /// Checks one Parquet batch's columns beyond the standard ones.
 fn check_extra_columns(
     batch: &RecordBatch,
-    chunk: &[Checked],
+    chunk: &[CheckedRow],
     extra: Extra<'_>,
     first_row: u64,
     reasons: &mut Reasons,
