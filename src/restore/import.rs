@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::item::KeyShape;
 use crate::encode::EncodedFile;
+use crate::model::hex::hex_digest;
 use crate::sink::{ObjectSink, PutOutcome, SinkError};
 
 /// Most uncompressed bytes of one import file.
@@ -75,11 +76,7 @@ impl<'s> ImportWriter<'s> {
             return Ok(());
         }
         let lines = std::mem::take(&mut self.lines);
-        let digest: String = Sha256::digest(&lines)
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = hex_digest(Sha256::digest(&lines).as_slice());
         let key = format!("part-{:05}-{digest}.json.gz", self.files.len());
         let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
         let body = gz

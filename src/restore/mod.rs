@@ -24,6 +24,7 @@ use crate::archive::order::OrderError;
 use crate::archive::reader::CorruptFile;
 use crate::archive::source::{ArchiveSource, SourceError};
 use crate::aws::retry::{describe_sdk_error, RetryPolicy};
+use crate::model::hex::hex;
 use crate::model::Location;
 use crate::sink::{ObjectSink, SinkError};
 use item::KeyShape;
@@ -596,11 +597,7 @@ async fn start_import(
             opts.to_table,
             summary.import_files.join(",")
         );
-        sha2::Sha256::digest(text.as_bytes())
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&sha2::Sha256::digest(text.as_bytes())[..16])
     };
     let request =
         import::import_request(client, &target, &token).map_err(|reason| RestoreError::Option {
