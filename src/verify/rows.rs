@@ -110,34 +110,9 @@ pub struct CheckedRow {
 /// the rows that differ; Parquet files' other columns are checked against `extra`
 /// batch by batch. `each` gets every row in file order. Returns the rows read.
 ///
-/// A reader that panics on corrupt bytes (the Parquet crate does on some corrupt
-/// footers) makes the file bad, not the run.
+/// Bytes that make the Parquet crate panic make the file bad, not the run: every
+/// Parquet read goes through the reader's guard ([`reader::parquet_guard`]).
 pub fn check_file(
-    format: Format,
-    bytes: Vec<u8>,
-    location: &str,
-    extra: Extra<'_>,
-    reasons: &mut Reasons,
-    each: impl FnMut(CheckedRow, &mut Reasons),
-) -> u64 {
-    let run = std::panic::AssertUnwindSafe(|| {
-        check_file_rows(format, bytes, location, extra, &mut *reasons, each)
-    });
-    match std::panic::catch_unwind(run) {
-        Ok(read) => read,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            reasons.push(format!("the reader failed on its bytes: {what}"));
-            0
-        }
-    }
-}
-
-fn check_file_rows(
     format: Format,
     bytes: Vec<u8>,
     location: &str,
