@@ -1,7 +1,7 @@
 //! Compact: a table-day's many small raw objects (both formats, mixed) become a few
 //! large Parquet files in a separate, derived *compacted layer*, rows ordered by
 //! `approximate_creation_time` then sequence number (numerically), each `event_id`
-//! once, with a [`manifest`] of what was compacted.
+//! once, with a [manifest](crate::archive::manifest) of what was compacted.
 //!
 //! - **Deterministic:** a day's compaction *version* names its set of raw objects (their
 //!   keys, which name their content); file names and bytes follow from the sources. A
@@ -12,7 +12,7 @@
 //!   manifest's version never sees two versions at once.
 //! - **Bounded memory and every core:** sources are [`read`] on one thread per core into
 //!   Arrow batches, which [`sort`] spills as sorted runs to temporary files past the
-//!   memory budget; the merged runs are [`write`]n with each row group's columns
+//!   memory budget; the merged runs are [written](mod@write) with each row group's columns
 //!   encoded on several threads; a file is built in memory up to `max_file_bytes`
 //!   while the one before it is stored. Peak memory is about
 //!   `memory_budget + 2 × max_file_bytes`, plus one batch (about 1 MiB) per spilled run

@@ -39,7 +39,8 @@ pub struct Layout {
     pub row_group_bytes: usize,
     /// Most rows in a row group.
     pub row_group_max_rows: usize,
-    /// Bytes the event-ID sorter holds before it spills.
+    /// Bytes of event IDs held for the manifest's digest before they spill (see
+    /// [`EventIds::new`]).
     pub ids_budget: usize,
     /// Threads encoding column chunks.
     pub encoders: usize,

@@ -1,11 +1,17 @@
 //! Replay: the archive as a reprocessing source once the stream's 24 hours are gone.
 //!
 //! [`source`] lists and reads the `year=/month=/day=` partitions that overlap the time
-//! range; [`read`] turns each file (Parquet or gzip JSON lines) into rows; [`filter`]
+//! range; [`reader`] turns each file (Parquet or gzip JSON lines) into rows; [`filter`]
 //! selects them; [`order`] puts each day in stream order and drops duplicates within a
 //! memory budget; [`emit`] groups the records, exactly as archived, into
 //! `{"Records":[...]}` events; the events are written one per line or sent to a Lambda
-//! function by [`invoke`]. [`replay`] drives it, one day at a time.
+//! function by [`invoke`]. [`replay()`] drives it, one day at a time.
+//!
+//! [`source`]: crate::archive::source
+//! [`reader`]: crate::archive::reader
+//! [`filter`]: crate::archive::filter
+//! [`order`]: crate::archive::order
+//! [`emit`]: crate::archive::emit
 
 pub mod invoke;
 

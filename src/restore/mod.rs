@@ -3,7 +3,7 @@
 //! Two passes. [`state`] computes the state at T into a temporary file: for every key,
 //! the latest change at or before T, deduplicated and in stream order, within the
 //! sorter's memory budget; archives that cannot give it are refused there, before any
-//! write. Then either [`write`] puts the items into an existing table with
+//! write. Then either [`write`](mod@write) puts the items into an existing table with
 //! `BatchWriteItem` (several requests in flight, its own retries), or [`import`] writes
 //! them as DynamoDB import-from-S3 input and can start `ImportTable`. [`item`] converts
 //! DynamoDB JSON exactly and compares key schemas. [`restore`] drives it.
