@@ -4,7 +4,8 @@
 //! written: `UnprocessedItems` are sent again, throttling (`ProvisionedThroughputExceeded
 //! Exception`, `ThrottlingException`, `RequestLimitExceeded`), 5xx answers, timeouts and
 //! connection failures are retried, each after an exponential backoff with full jitter,
-//! and no retry starts once [`RetryPolicy::max_elapsed`] has passed.
+//! and no retry starts once [`RetryPolicy::max_elapsed`] has passed. Failures are
+//! classified by the archiver's one classification, [`crate::aws::retry::classify`].
 //! Puts are idempotent: sending an item twice leaves the same item.
 
 use std::time::{Duration, Instant};
@@ -13,46 +14,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use super::item::Item;
-use crate::aws::retry::{describe_sdk_error, jitter_unit, Failure, RetryPolicy};
+use crate::aws::retry::{classify, describe_sdk_error, jitter_unit, RetryClass, RetryPolicy};
 
 /// Most puts in one `BatchWriteItem` request (DynamoDB's limit).
 pub const BATCH_ITEMS: usize = 25;
-
-/// What to do after a failed request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryClass {
-    /// DynamoDB asked to slow down: back off, retry.
-    Throttled,
-    /// A 5xx answer, a timeout or a connection failure: back off, retry.
-    Transient,
-    /// Retrying cannot help (no such table, validation error, access denied, ...).
-    Permanent,
-}
-
-/// Classifies a failed `BatchWriteItem` attempt.
-pub fn classify(failure: Failure<'_>) -> RetryClass {
-    match failure {
-        Failure::Http {
-            code:
-                Some(
-                    "ProvisionedThroughputExceededException"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "Throttling"
-                    | "TooManyRequestsException",
-                ),
-            ..
-        }
-        | Failure::Http { status: 429, .. } => RetryClass::Throttled,
-        Failure::Http {
-            code: Some("InternalServerError" | "ServiceUnavailable"),
-            ..
-        } => RetryClass::Transient,
-        Failure::Http { status, .. } if status >= 500 => RetryClass::Transient,
-        Failure::Http { .. } | Failure::Local => RetryClass::Permanent,
-        Failure::Timeout | Failure::Connection => RetryClass::Transient,
-    }
-}
 
 /// A `BatchWriteItem` request that failed as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,8 +257,10 @@ mod tests {
         }
     }
 
+    /// The DynamoDB answers restore meets, as the shared classification sees them.
     #[test]
     fn classification() {
+        use crate::aws::retry::Failure;
         let http = |status, code| Failure::Http { status, code };
         assert_eq!(
             classify(http(400, Some("ProvisionedThroughputExceededException"))),
