@@ -62,7 +62,7 @@ def main():
         summary = json.loads(stdout)
         if summary["items"] != args.items or summary["changes_read"] != args.records:
             sys.exit(f"unexpected summary: {summary}")
-        lines = sum(len(gzip.decompress(open(f, "rb").read()).splitlines()) for f in glob.glob(os.path.join(out, "*.json.gz")))
+        lines = sum(len(gzip.decompress(open(f, "rb").read()).splitlines()) for f in summary["import_files"])
         if lines != args.items:
             sys.exit(f"{lines} import lines, expected {args.items}")
         figures = {

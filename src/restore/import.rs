@@ -2,9 +2,12 @@
 //! write item by item. Files hold gzip DynamoDB JSON lines, one `{"Item":{...}}` per
 //! line (the `DYNAMODB_JSON` input format), each file at most
 //! [`DEFAULT_FILE_BYTES`] of uncompressed text; they are named
-//! `part-NNNNN-<digest>.json.gz` (digest of the lines) and written through the
-//! project's [`ObjectSink`]. [`import_request`] builds the `ImportTable` request that
-//! creates a new table from them.
+//! `part-NNNNN-<digest>.json.gz` (digest of the lines) under a sub-prefix of the run's
+//! own, `run-<token>/` ([`run_prefix`]), and written through the project's
+//! [`ObjectSink`]. The token follows from what the files hold, so a rerun of the same
+//! restore writes the same names, and files of other runs under the same
+//! `--import-format` location are never part of this run's import. [`import_request`]
+//! builds the `ImportTable` request that creates a new table from them.
 
 use std::io::Write;
 
@@ -24,13 +27,41 @@ use crate::sink::{ObjectSink, PutOutcome, SinkError};
 /// Most uncompressed bytes of one import file.
 pub const DEFAULT_FILE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The sub-prefix of one run's import files, relative to the `--import-format`
+/// location: `run-<token>/`, the token 16 hex digits of SHA-256 over the archived
+/// table, T in milliseconds, the `--key` (empty for none), the most bytes of a file and
+/// the digest of the state's items. The same restore of the same archive gives the same
+/// sub-prefix; another T, key or state gives another.
+pub fn run_prefix(
+    table: &str,
+    as_of_ms: i64,
+    key: Option<&str>,
+    file_bytes: usize,
+    state_digest: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        table,
+        &as_of_ms.to_string(),
+        key.unwrap_or(""),
+        &file_bytes.to_string(),
+        state_digest,
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("run-{}/", hex_digest(h.finalize().as_slice()))
+}
+
 /// Builds import files from items and stores each one once full.
 pub struct ImportWriter<'s> {
     sink: &'s dyn ObjectSink,
+    prefix: String,
     max_bytes: usize,
     lines: Vec<u8>,
     items_in_file: usize,
-    /// Keys of the files written so far.
+    /// Keys of the files written so far, relative to the sink (the run's prefix
+    /// included).
     pub files: Vec<String>,
     /// Files that were already present (a rerun).
     pub already_present: usize,
@@ -46,10 +77,12 @@ pub fn import_line(image: &str, out: &mut Vec<u8>) {
 
 impl<'s> ImportWriter<'s> {
     /// A writer storing files of at most `max_bytes` uncompressed bytes (at least one
-    /// line each) into `sink`.
-    pub fn new(sink: &'s dyn ObjectSink, max_bytes: usize) -> Self {
+    /// line each) into `sink`, under `prefix` (empty, or ending in `/`: see
+    /// [`run_prefix`]).
+    pub fn new(sink: &'s dyn ObjectSink, prefix: &str, max_bytes: usize) -> Self {
         ImportWriter {
             sink,
+            prefix: prefix.to_string(),
             max_bytes,
             lines: Vec::new(),
             items_in_file: 0,
@@ -77,7 +110,11 @@ impl<'s> ImportWriter<'s> {
         }
         let lines = std::mem::take(&mut self.lines);
         let digest = hex_digest(Sha256::digest(&lines).as_slice());
-        let key = format!("part-{:05}-{digest}.json.gz", self.files.len());
+        let key = format!(
+            "{}part-{:05}-{digest}.json.gz",
+            self.prefix,
+            self.files.len()
+        );
         let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
         let body = gz
             .write_all(&lines)
@@ -218,7 +255,7 @@ mod tests {
     async fn files_hold_item_lines_and_stay_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let sink = crate::sink::local::LocalDirSink::new(dir.path());
-        let mut w = ImportWriter::new(&sink, 100);
+        let mut w = ImportWriter::new(&sink, "", 100);
         let images: Vec<String> = (0..10)
             .map(|i| format!(r#"{{"pk":{{"S":"k{i}"}},"n":{{"N":"12345678901234567890123456789012345678"}}}}"#))
             .collect();
@@ -246,19 +283,43 @@ mod tests {
             assert_eq!(obj.keys().collect::<Vec<_>>(), vec!["Item"]);
         }
 
-        let mut big = ImportWriter::new(&sink, 1 << 20);
+        let mut big = ImportWriter::new(&sink, "run-x/", 1 << 20);
         for image in &images {
             big.push(image).await.unwrap();
         }
         big.finish().await.unwrap();
         assert_eq!(big.files.len(), 1);
+        assert!(
+            big.files[0].starts_with("run-x/part-00000-"),
+            "{:?}",
+            big.files
+        );
         // The same lines again: the same name, already present.
-        let mut again = ImportWriter::new(&sink, 1 << 20);
+        let mut again = ImportWriter::new(&sink, "run-x/", 1 << 20);
         for image in &images {
             again.push(image).await.unwrap();
         }
         again.finish().await.unwrap();
         assert_eq!((again.files.clone(), again.already_present), (big.files, 1));
+    }
+
+    #[test]
+    fn run_prefixes_follow_from_the_inputs() {
+        let p = run_prefix("t", 5, None, 10, "abc");
+        assert_eq!(p, run_prefix("t", 5, None, 10, "abc"));
+        assert!(
+            p.starts_with("run-") && p.ends_with('/') && p.len() == 21,
+            "{p}"
+        );
+        for other in [
+            run_prefix("u", 5, None, 10, "abc"),
+            run_prefix("t", 6, None, 10, "abc"),
+            run_prefix("t", 5, Some("{}"), 10, "abc"),
+            run_prefix("t", 5, None, 11, "abc"),
+            run_prefix("t", 5, None, 10, "abd"),
+        ] {
+            assert_ne!(p, other);
+        }
     }
 
     fn shape(attrs: &[(&str, ScalarAttributeType)]) -> KeyShape {

@@ -10,6 +10,7 @@
 
 pub mod import;
 pub mod item;
+pub mod rejected;
 pub mod state;
 pub mod write;
 
@@ -88,6 +89,15 @@ pub enum RestoreError {
         /// The archived key attributes.
         archived: String,
     },
+    /// `_rejected/` holds records of the table at or before T and `--allow-rejected` was
+    /// not given.
+    #[error("table {table}: {}; the archive does not hold these changes, so the state at T may be wrong for their items; --allow-rejected restores without them; nothing was written", .found.describe())]
+    Rejected {
+        /// The archived table.
+        table: String,
+        /// The records.
+        found: rejected::RejectedRecords,
+    },
     /// The target is not empty and `--allow-existing` was not given.
     #[error("{0} is not empty; --allow-existing writes into it anyway (items at T overwrite items with the same key); nothing was written")]
     NotEmpty(String),
@@ -107,6 +117,16 @@ pub enum RestoreError {
     /// An import file could not be stored.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The run's import sub-prefix holds files the run did not write.
+    #[error("{prefix} holds {count} files this restore did not write ({names}); an import of it would mix them in: remove them, or write elsewhere; no import was started")]
+    ForeignImportFiles {
+        /// The run's sub-prefix.
+        prefix: String,
+        /// How many files are not the run's.
+        count: usize,
+        /// A few of them.
+        names: String,
+    },
 }
 
 /// A restore that stopped, with what it did until then.
@@ -147,6 +167,8 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// Write into a target that already holds items.
     pub allow_existing: bool,
+    /// Restore although `_rejected/` holds records of the table at or before T.
+    pub allow_rejected: bool,
     /// Bytes of changes held in memory before sorted runs spill to disk.
     pub memory_budget: usize,
     /// `BatchWriteItem` requests in flight.
@@ -172,6 +194,10 @@ pub struct RestoreSummary {
     pub files: usize,
     /// Files in the partitions that are not archive files, not read.
     pub other_files: Vec<String>,
+    /// Records of the table (or of a table that cannot be told) at or before T (or of a
+    /// time that cannot be read) under `_rejected/`: restored without with
+    /// `--allow-rejected`, refused otherwise.
+    pub rejected: rejected::RejectedRecords,
     /// Changes read from the files.
     pub changes_read: usize,
     /// Changes after T, or of other items than `--key`.
@@ -200,6 +226,9 @@ pub struct RestoreSummary {
     pub transient_retries: usize,
     /// Was the target table found and checked (a dry run checks it when it exists)?
     pub target_checked: bool,
+    /// Where this run's import files are: its own sub-prefix `run-<token>/` of the
+    /// `--import-format` location (`--import-format`).
+    pub import_prefix: Option<String>,
     /// Import files written (`--import-format`).
     pub import_files: Vec<String>,
     /// Import files that were already there (a rerun).
@@ -251,10 +280,14 @@ impl RestoreSummary {
         } else {
             let _ = writeln!(
                 s,
-                "{} import files written ({} already present)",
+                "{} import files written ({} already present) under {}",
                 self.import_files.len(),
-                self.import_files_already_present
+                self.import_files_already_present,
+                self.import_prefix.as_deref().unwrap_or("")
             );
+        }
+        if self.rejected.count > 0 {
+            let _ = writeln!(s, "not in the state: {}", self.rejected.describe());
         }
         if let Some(arn) = &self.import_arn {
             let _ = writeln!(s, "import started: {arn}");
@@ -445,6 +478,13 @@ async fn run(
             None
         }
     };
+    summary.rejected = rejected::find(source, &opts.table, opts.as_of.timestamp_millis()).await?;
+    if summary.rejected.count > 0 && !opts.allow_rejected {
+        return Err(RestoreError::Rejected {
+            table: opts.table.clone(),
+            found: summary.rejected.clone(),
+        });
+    }
     let input = state::StateInput {
         table: &opts.table,
         as_of_ms: opts.as_of.timestamp_millis(),
@@ -466,7 +506,11 @@ async fn run(
     }
     match target {
         Target::Table { writer, .. } => write_items(state, writer, opts, summary, progress).await,
-        Target::Import { sink, client, .. } => {
+        Target::Import {
+            sink,
+            client,
+            existing,
+        } => {
             let Some(import) = &opts.import else {
                 return Err(RestoreError::Option {
                     flag: "--import-format",
@@ -474,9 +518,22 @@ async fn run(
                 });
             };
             let keys = state.keys.clone();
-            write_import(state, sink.as_ref(), import, summary).await?;
+            let canonical = opts
+                .key
+                .as_deref()
+                .map(|k| crate::model::item::canonical_key(k).unwrap_or_else(|_| k.to_string()));
+            let run_prefix = import::run_prefix(
+                &opts.table,
+                opts.as_of.timestamp_millis(),
+                canonical.as_deref(),
+                import.file_bytes,
+                &state.digest,
+            );
+            summary.import_prefix = Some(sink.location(&run_prefix));
+            let written = write_import(state, sink.as_ref(), import, &run_prefix, summary).await?;
+            only_these_files(existing.as_ref(), &run_prefix, &written).await?;
             if let (true, Some(client)) = (import.start, client) {
-                start_import(&client, import, opts, keys, summary).await?;
+                start_import(&client, import, &run_prefix, opts, keys, summary).await?;
             }
             Ok(())
         }
@@ -552,25 +609,72 @@ async fn write_items(
     first_error.map_or(Ok(()), Err)
 }
 
+/// Writes the state as import files under `run_prefix`; returns their keys.
 async fn write_import(
     state: state::StateFile,
     sink: &dyn ObjectSink,
     import: &ImportOptions,
+    run_prefix: &str,
     summary: &mut RestoreSummary,
-) -> Result<(), RestoreError> {
-    let mut writer = import::ImportWriter::new(sink, import.file_bytes);
+) -> Result<Vec<String>, RestoreError> {
+    let mut writer = import::ImportWriter::new(sink, run_prefix, import.file_bytes);
     for image in state.images()? {
         writer.push(&image.map_err(RestoreError::Spill)?).await?;
     }
     writer.finish().await?;
     summary.import_files = writer.files.iter().map(|k| sink.location(k)).collect();
     summary.import_files_already_present = writer.already_present;
-    Ok(())
+    Ok(writer.files)
 }
+
+/// Checks that the run's sub-prefix holds the files this run wrote and nothing else, so
+/// an import of it holds exactly the state at T.
+async fn only_these_files(
+    existing: &dyn ArchiveSource,
+    run_prefix: &str,
+    written: &[String],
+) -> Result<(), RestoreError> {
+    let mine: std::collections::HashSet<&str> = written.iter().map(String::as_str).collect();
+    let others: Vec<String> = existing
+        .list(run_prefix)
+        .await?
+        .into_iter()
+        .filter(|k| !mine.contains(k.as_str()))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(RestoreError::ForeignImportFiles {
+        prefix: existing.location(run_prefix),
+        count: others.len(),
+        names: listed(
+            &others
+                .iter()
+                .take(NAMED)
+                .map(|k| existing.location(k))
+                .collect::<Vec<_>>(),
+            others.len(),
+            ", ",
+        ),
+    })
+}
+
+/// `named`, joined by `sep`, then how many more of `total` there are.
+fn listed(named: &[String], total: usize, sep: &str) -> String {
+    let mut s = named.join(sep);
+    if total > named.len() {
+        s.push_str(&format!(" and {} more", total - named.len()));
+    }
+    s
+}
+
+/// How many files or records an error names before it counts the rest.
+pub const NAMED: usize = 5;
 
 async fn start_import(
     client: &aws_sdk_dynamodb::Client,
     import: &ImportOptions,
+    run_prefix: &str,
     opts: &RestoreOptions,
     keys: Option<KeyShape>,
     summary: &mut RestoreSummary,
@@ -583,6 +687,7 @@ async fn start_import(
             "no item existed at T, so there is no key schema to create a table with".into(),
         ));
     };
+    let prefix = format!("{prefix}{run_prefix}");
     let target = import::ImportTarget {
         bucket: bucket.clone(),
         prefix: prefix.clone(),

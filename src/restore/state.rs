@@ -16,6 +16,7 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use super::item::{to_item, KeyShape};
 use super::{RestoreError, RestoreSummary};
@@ -23,6 +24,7 @@ use crate::archive::filter::Filter;
 use crate::archive::order::{Change, Sorter};
 use crate::archive::reader::{rows, Column, Projection};
 use crate::archive::source::ArchiveSource;
+use crate::model::hex::hex;
 use crate::model::item::canonical_key;
 use crate::model::key::{partition_day, table_prefix};
 use crate::model::Format;
@@ -57,6 +59,27 @@ pub struct StateFile {
     file: File,
     /// The archived key attributes (of the first key seen), if any change was read.
     pub keys: Option<KeyShape>,
+    /// SHA-256, hex, of the file's text: the items in the order written. The same
+    /// archive and options always give the same digest.
+    pub digest: String,
+}
+
+/// A writer that hashes what it writes.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl StateFile {
@@ -225,7 +248,10 @@ pub async fn compute(
     let sorter = read_changes(source, input, summary, progress).await?;
     summary.spilled_runs = sorter.spilled_runs();
     let mut sorted = sorter.into_sorted()?;
-    let mut out = BufWriter::new(tempfile::tempfile().map_err(RestoreError::Spill)?);
+    let mut out = Hashing {
+        inner: BufWriter::new(tempfile::tempfile().map_err(RestoreError::Spill)?),
+        hash: Sha256::new(),
+    };
     let mut keys = None;
     let mut last: Option<Change> = None;
     for change in sorted.by_ref() {
@@ -243,8 +269,10 @@ pub async fn compute(
         emit_final_state(prev, &mut out, summary)?;
     }
     summary.duplicates_dropped = sorted.duplicates();
+    let digest = hex(out.hash.finalize().as_slice());
     let file = out
+        .inner
         .into_inner()
         .map_err(|e| RestoreError::Spill(e.into_error()))?;
-    Ok(StateFile { file, keys })
+    Ok(StateFile { file, keys, digest })
 }

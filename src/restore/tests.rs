@@ -87,7 +87,8 @@ fn generate(items: usize, changes: usize, view: &str) -> Vec<Gen> {
     out
 }
 
-async fn archive(dir: &std::path::Path, format: Format, records: &[Gen]) {
+/// An archiver writing into `dir`.
+fn archiver(dir: &std::path::Path, format: Format) -> Archiver {
     let settings = Settings {
         dest: dir.display().to_string(),
         format,
@@ -99,7 +100,11 @@ async fn archive(dir: &std::path::Path, format: Format, records: &[Gen]) {
         kms_key_id: None,
         schemas: None,
     };
-    let mut a = Archiver::new(&settings, Arc::new(LocalDirSink::new(dir))).unwrap();
+    Archiver::new(&settings, Arc::new(LocalDirSink::new(dir))).unwrap()
+}
+
+async fn archive(dir: &std::path::Path, format: Format, records: &[Gen]) {
+    let mut a = archiver(dir, format);
     for (i, chunk) in records.chunks(40).enumerate() {
         let parts: Vec<&str> = chunk.iter().map(|g| g.text.as_str()).collect();
         let doc = format!("{{\"Records\":[{}]}}", parts.join(","));
@@ -264,6 +269,7 @@ fn options(as_of: DateTime<Utc>) -> RestoreOptions {
         to_table: "orders-restored".into(),
         dry_run: false,
         allow_existing: false,
+        allow_rejected: false,
         memory_budget: DEFAULT_MEMORY_BUDGET,
         concurrency: DEFAULT_CONCURRENCY,
         retry: write::default_policy(),
@@ -300,21 +306,10 @@ async fn import_files_hold_the_state() {
     let progress = indicatif::ProgressBar::hidden();
     let summary = restore(&source, target, &opts, &progress).await.unwrap();
     assert!(summary.import_files.len() > 1);
-    let mut got = BTreeMap::new();
-    for f in &summary.import_files {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&std::fs::read(f).unwrap()[..])
-            .read_to_string(&mut text)
-            .unwrap();
-        for line in text.lines() {
-            let image = line
-                .strip_prefix("{\"Item\":")
-                .and_then(|l| l.strip_suffix('}'))
-                .unwrap();
-            got.insert(key_of(image), image.to_string());
-        }
-    }
-    assert_eq!(got, expected(&records, as_of_ms));
+    assert_eq!(
+        import_state(&summary.import_files),
+        expected(&records, as_of_ms)
+    );
     // A second run refuses the filled prefix, and converges with --allow-existing.
     let (target, import) = import_target(out.path());
     opts.import = Some(import);
@@ -327,10 +322,74 @@ async fn import_files_hold_the_state() {
     opts.allow_existing = true;
     let again = restore(&source, target, &opts, &progress).await.unwrap();
     assert_eq!(again.import_files, summary.import_files);
+    assert_eq!(again.import_prefix, summary.import_prefix);
     assert_eq!(
         again.import_files_already_present,
         summary.import_files.len()
     );
+    // Another T into the same location: a sub-prefix of its own, which holds exactly its
+    // state; the first run's files are not part of it.
+    let later_ms = records[260].time_ms;
+    let (target, import) = import_target(out.path());
+    let mut later = options(DateTime::from_timestamp_millis(later_ms).unwrap());
+    later.import = Some(import);
+    later.allow_existing = true;
+    let other = restore(&source, target, &later, &progress).await.unwrap();
+    assert_ne!(other.import_prefix, summary.import_prefix);
+    for (run, as_of) in [(&summary, as_of_ms), (&other, later_ms)] {
+        let prefix = std::path::PathBuf::from(run.import_prefix.clone().unwrap());
+        assert!(prefix.starts_with(out.path()));
+        let mut files: Vec<String> = std::fs::read_dir(&prefix)
+            .unwrap()
+            .map(|e| e.unwrap().path().display().to_string())
+            .collect();
+        files.sort();
+        assert_eq!(files, run.import_files);
+        assert_eq!(import_state(&files), expected(&records, as_of));
+    }
+    assert_ne!(
+        expected(&records, later_ms),
+        expected(&records, as_of_ms),
+        "the two runs hold two states"
+    );
+    // A file in the run's sub-prefix that the run did not write is refused before an
+    // import could take it.
+    let prefix = std::path::PathBuf::from(other.import_prefix.clone().unwrap());
+    std::fs::write(prefix.join("part-99999-stray.json.gz"), b"x").unwrap();
+    let (target, import) = import_target(out.path());
+    later.import = Some(import);
+    let e = restore(&source, target, &later, &progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.error, RestoreError::ForeignImportFiles { count: 1, .. }),
+        "{}",
+        e.error
+    );
+    assert!(
+        e.error.to_string().contains("part-99999-stray"),
+        "{}",
+        e.error
+    );
+}
+
+/// The items of import files, by key.
+fn import_state(files: &[String]) -> BTreeMap<String, String> {
+    let mut got = BTreeMap::new();
+    for f in files {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&std::fs::read(f).unwrap()[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        for line in text.lines() {
+            let image = line
+                .strip_prefix("{\"Item\":")
+                .and_then(|l| l.strip_suffix('}'))
+                .unwrap();
+            got.insert(key_of(image), image.to_string());
+        }
+    }
+    got
 }
 
 #[tokio::test]
@@ -376,5 +435,89 @@ async fn bad_settings_fail_before_reading() {
             .unwrap_err();
         assert!(e.error.to_string().starts_with(want), "{}", e.error);
         assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    }
+}
+
+/// A change record of `table` (or of none) that the archiver rejects: its key has an
+/// unknown attribute type.
+fn rejected_record(id: &str, arn_table: Option<&str>, time: &str) -> String {
+    let arn = arn_table.map_or(String::new(), |t| {
+        format!(r#","eventSourceARN":"arn:aws:dynamodb:eu-west-1:1:table/{t}/stream/x""#)
+    });
+    format!(
+        r#"{{"eventID":"{id}","eventName":"REMOVE","eventSource":"aws:dynamodb"{arn},"dynamodb":{{"ApproximateCreationDateTime":{time},"Keys":{{"pk":{{"Q":"x"}}}},"SequenceNumber":"5","StreamViewType":"NEW_IMAGE"}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn rejected_records_of_the_table_are_refused_unless_allowed() {
+    let records = generate(10, 60, "NEW_IMAGE");
+    let src = tempfile::tempdir().unwrap();
+    archive(src.path(), Format::JsonlGz, &records).await;
+    let rejected_at = START_MS / 1000 + 3_600;
+    let doc = format!(
+        r#"{{"Records":[{},{},{},{},{}]}}"#,
+        rejected_record("rej-ours", Some(TABLE), &rejected_at.to_string()),
+        rejected_record("rej-other", Some("other"), &rejected_at.to_string()),
+        rejected_record("rej-unknown", None, &rejected_at.to_string()),
+        rejected_record("rej-no-time", Some(TABLE), "\"soon\""),
+        rejected_record(
+            "rej-later",
+            Some(TABLE),
+            &(rejected_at + 86_400 * 30).to_string()
+        ),
+    );
+    let mut a = archiver(src.path(), Format::JsonlGz);
+    assert!(a.ingest(doc.as_bytes(), "rejects").await);
+    assert_eq!(a.finish().await.rejected, 5);
+    let source = LocalDirSource::new(src.path());
+    let progress = indicatif::ProgressBar::hidden();
+    let last_ms = records.last().unwrap().time_ms;
+    let cases = [
+        // Before the rejected changes: only the one without a readable time counts.
+        (rejected_at * 1000 - 1, 1, 0, vec!["rej-no-time"]),
+        (
+            last_ms,
+            3,
+            1,
+            vec!["rej-ours", "rej-unknown", "rej-no-time"],
+        ),
+    ];
+    for (as_of_ms, count, unknown, named) in cases {
+        let out = tempfile::tempdir().unwrap();
+        let (target, import) = import_target(out.path());
+        let mut opts = options(DateTime::from_timestamp_millis(as_of_ms).unwrap());
+        opts.import = Some(import);
+        let e = restore(&source, target, &opts, &progress)
+            .await
+            .unwrap_err();
+        let RestoreError::Rejected { found, .. } = &e.error else {
+            panic!("{}", e.error);
+        };
+        assert_eq!((found.count, found.unknown_table), (count, unknown));
+        let text = e.error.to_string();
+        for id in &named {
+            assert!(text.contains(id), "{text}");
+        }
+        for id in ["rej-other", "rej-later"] {
+            assert!(!text.contains(id), "{text}");
+        }
+        assert!(
+            text.contains("--allow-rejected") && text.contains("nothing was written"),
+            "{text}"
+        );
+        assert!(text.contains("_rejected/year="), "{text}");
+        assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+
+        let (target, import) = import_target(out.path());
+        opts.import = Some(import);
+        opts.allow_rejected = true;
+        let summary = restore(&source, target, &opts, &progress).await.unwrap();
+        assert_eq!(summary.rejected.count, count);
+        assert_eq!(
+            import_state(&summary.import_files),
+            expected(&records, as_of_ms)
+        );
+        assert!(summary.render_text().contains("rejected records"));
     }
 }

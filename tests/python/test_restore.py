@@ -454,16 +454,10 @@ def test_archives_without_new_images_are_refused(history, ddb, view):
 # --- import format -------------------------------------------------------------------------------
 
 
-def test_import_format_files(history, ddb):
-    records = history["records"]
-    t = times(records)["at-midnight"]
-    out = history["tmp"] / "import"
-    res, summary = restore(history["local"], iso(t), "unused", "--import-format", str(out))
-    assert res.returncode == 0, res.stderr
-    files = sorted(out.iterdir())
-    assert [f.name for f in files] == sorted(Path(p).name for p in summary["import_files"])
+def import_state(prefix):
+    """The items of the import files directly under `prefix`, by key; checks each line."""
     got = {}
-    for f in files:
+    for f in sorted(Path(prefix).iterdir()):
         assert f.name.startswith("part-") and f.name.endswith(".json.gz")
         text = gzip.decompress(f.read_bytes()).decode("utf-8")
         assert text.endswith("\n")
@@ -471,7 +465,33 @@ def test_import_format_files(history, ddb):
             doc = json.loads(line)
             assert list(doc) == ["Item"]
             got[canonical({"pk": doc["Item"]["pk"], "sk": doc["Item"]["sk"]})] = doc["Item"]
-    assert got == state_at(records, t)
+    return got
+
+
+def test_import_format_files(history, ddb):
+    records = history["records"]
+    t = times(records)["at-midnight"]
+    out = history["tmp"] / "import"
+    res, summary = restore(history["local"], iso(t), "unused", "--import-format", str(out))
+    assert res.returncode == 0, res.stderr
+    # The files are under the run's own sub-prefix, and only there.
+    prefix = Path(summary["import_prefix"])
+    assert prefix.parent == out and prefix.name.startswith("run-"), prefix
+    assert [p.name for p in out.iterdir()] == [prefix.name]
+    assert sorted(str(f) for f in prefix.iterdir()) == sorted(summary["import_files"])
+    assert import_state(prefix) == state_at(records, t)
+    # The same restore again writes the same names; another T writes beside them, and
+    # neither run's sub-prefix holds the other's files.
+    res, again = restore(history["local"], iso(t), "unused", "--import-format", str(out), "--allow-existing")
+    assert res.returncode == 0, res.stderr
+    assert (again["import_prefix"], again["import_files"]) == (summary["import_prefix"], summary["import_files"])
+    assert again["import_files_already_present"] == len(summary["import_files"])
+    earlier = times(records)["at-a-change"]
+    res, other = restore(history["local"], iso(earlier), "unused", "--import-format", str(out), "--allow-existing")
+    assert res.returncode == 0, res.stderr
+    assert other["import_prefix"] != summary["import_prefix"]
+    assert import_state(other["import_prefix"]) == state_at(records, earlier)
+    assert import_state(prefix) == state_at(records, t)
 
 
 def test_import_table_against_moto(history, ddb):
@@ -485,9 +505,17 @@ def test_import_table_against_moto(history, ddb):
     name = f"imported-{uuid.uuid4().hex[:8]}"
     environ = env(AWS_ENDPOINT_URL=MOTO)
     environ["AWS_ENDPOINT_URL_S3"] = MOTO
-    res, summary = restore(history["local"], iso(t), name, "--import-format", f"s3://{bucket}/state",
-                           "--start-import", "--partition-key", "pk", environ=environ)
+    # An earlier restore's files under the same location: the import must not take them.
+    earlier = times(records)["at-a-change"]
+    res, first = restore(history["local"], iso(earlier), name, "--import-format", f"s3://{bucket}/state", environ=environ)
     assert res.returncode == 0, res.stderr
+    res, summary = restore(history["local"], iso(t), name, "--import-format", f"s3://{bucket}/state",
+                           "--start-import", "--partition-key", "pk", "--allow-existing", environ=environ)
+    assert res.returncode == 0, res.stderr
+    assert summary["import_prefix"].startswith(f"s3://{bucket}/state/run-")
+    assert summary["import_prefix"] != first["import_prefix"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="state/")["Contents"]
+    assert len(listed) == len(first["import_files"]) + len(summary["import_files"])
     arn = summary["import_arn"]
     for _ in range(100):
         desc = ddb.describe_import(ImportArn=arn)["ImportTableDescription"]
@@ -502,3 +530,41 @@ def test_import_table_against_moto(history, ddb):
     res, _ = restore(history["local"], iso(t), name + "x", "--import-format", f"s3://{bucket}/other",
                      "--start-import", environ=environ)
     assert res.returncode == 1 and "name the partition key" in res.stderr
+
+
+# --- rejected records ----------------------------------------------------------------------------
+
+
+def test_rejected_records_are_refused_unless_allowed(history, ddb):
+    """A REMOVE of the table that the archiver rejected (its key has an unknown type) is
+    not in the archive: restore names it and stops, unless --allow-rejected."""
+    tmp = history["tmp"]
+    records = history["records"]
+    dest = tmp / "with-rejected"
+    archive(dest, "jsonl.gz", records, tmp)
+    bad = json.loads(records[50]["text"])
+    bad["eventID"] = "rejected-remove"
+    bad["eventName"] = "REMOVE"
+    bad["dynamodb"]["Keys"] = {"pk": {"Q": "x"}}
+    bad["dynamodb"].pop("NewImage", None)
+    other = dict(bad, eventID="rejected-other-table",
+                 eventSourceARN="arn:aws:dynamodb:us-east-1:123456789012:table/other/stream/x")
+    events = tmp / "rejected-events.json"
+    events.write_text(json.dumps({"Records": [bad, other]}))
+    res = subprocess.run([archiver_bin(), "archive", "--dest", str(dest), str(events)], capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr + res.stdout
+    t = records[-1]["ms"]
+    table = new_table(ddb)
+    res, _ = restore(str(dest), iso(t), table)
+    refused(ddb, table, res, "1 rejected records", "rejected-remove", "_rejected/year=", "--allow-rejected",
+            "nothing was written")
+    assert "rejected-other-table" not in res.stderr
+    # Before the rejected change, it does not count.
+    res, summary = restore(str(dest), iso(records[50]["ms"] - 1), table, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert summary["rejected"]["count"] == 0
+    res, summary = restore(str(dest), iso(t), table, "--allow-rejected")
+    assert res.returncode == 0, res.stderr
+    assert summary["rejected"]["count"] == 1
+    assert summary["rejected"]["named"][0]["event_id"] == "rejected-remove"
+    assert_table_is(ddb, table, state_at(records, t))

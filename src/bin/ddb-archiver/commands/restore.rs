@@ -43,13 +43,20 @@ pub struct RestoreArgs {
     #[arg(long)]
     allow_existing: bool,
 
-    /// Write the state as DynamoDB import-from-S3 input (gzip DynamoDB JSON lines) to
-    /// this location instead of writing items (a local directory is accepted too).
+    /// Restore although `_rejected/` holds records of the table (or of a table that
+    /// cannot be told) at or before T: those changes are not in the archive, so their
+    /// items may be wrong at T. Without it, restore names them and stops.
+    #[arg(long)]
+    allow_rejected: bool,
+
+    /// Write the state as DynamoDB import-from-S3 input (gzip DynamoDB JSON lines) under
+    /// this location, in a sub-prefix of the run's own (`run-<token>/`), instead of
+    /// writing items (a local directory is accepted too).
     #[arg(long, value_name = "s3://bucket/prefix")]
     import_format: Option<String>,
 
-    /// After --import-format, call ImportTable to create --to-table from the files
-    /// (on-demand billing, the archived key schema).
+    /// After --import-format, call ImportTable to create --to-table from this run's
+    /// sub-prefix only (on-demand billing, the archived key schema).
     #[arg(long, requires = "import_format")]
     start_import: bool,
 
@@ -101,6 +108,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         to_table: args.to_table,
         dry_run: args.dry_run,
         allow_existing: args.allow_existing,
+        allow_rejected: args.allow_rejected,
         memory_budget: args.memory_budget,
         concurrency: args.concurrency,
         retry: restore::write::default_policy(),
