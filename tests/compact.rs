@@ -112,6 +112,10 @@ fn manifests(dir: &Path) -> BTreeMap<String, Manifest> {
         .collect()
 }
 
+fn is_compacted_key(k: &str) -> bool {
+    ObjectKey::parse(k).is_some_and(|k| is_compacted(&k))
+}
+
 fn is_compacted(k: &ObjectKey) -> bool {
     matches!(k, ObjectKey::Compacted { .. })
 }
@@ -172,15 +176,14 @@ async fn a_day_becomes_ordered_distinct_rows_equal_to_the_raw_ones() {
     let raw_files = files(raw.path());
     for (key, m) in manifests(out.path()) {
         assert!(
-            key.starts_with("_manifests/orders/year=2026/month=01/day=0"),
+            key.starts_with("ddb-archiver-manifests/orders/year=2026/month=01/day=0"),
             "{key}"
         );
         assert_eq!(m.files.len(), 1);
         let day_rows = &compacted[&m.files[0].key.rsplit_once('/').unwrap().0.to_string()];
         assert_eq!(m.rows as usize, day_rows.len());
-        let ids: BTreeSet<&str> = day_rows.iter().map(|r| r.event_id.as_str()).collect();
-        let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
-        assert_eq!(m.event_id_digest, sha256_hex(text.as_bytes()));
+        assert_eq!(m.row_digest, Some(row_digest(day_rows)));
+        assert_eq!(m.event_id_digest, None);
         for s in &m.sources {
             assert_eq!(s.sha256, sha256_hex(&raw_files[&s.key]));
             assert_eq!(s.bytes as usize, raw_files[&s.key].len());
@@ -192,6 +195,25 @@ async fn a_day_becomes_ordered_distinct_rows_equal_to_the_raw_ones() {
             sha256_hex(&compacted_files[&m.files[0].key])
         );
     }
+}
+
+/// The manifest's row digest of distinct rows, computed as documented: by event ID, each
+/// row's event ID, time, sequence number (texts length-prefixed, numbers little-endian)
+/// and the SHA-256 of its record.
+fn row_digest(rows: &[Row]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&Row> = rows.iter().collect();
+    sorted.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    let mut h = Sha256::new();
+    for r in sorted {
+        h.update((r.event_id.len() as u64).to_le_bytes());
+        h.update(r.event_id.as_bytes());
+        h.update(r.time_ms.to_le_bytes());
+        h.update((r.sequence_number.len() as u64).to_le_bytes());
+        h.update(r.sequence_number.as_bytes());
+        h.update(Sha256::digest(r.record.as_bytes()));
+    }
+    ddb_archiver::model::hex::hex(&h.finalize())
 }
 
 #[tokio::test]
@@ -209,7 +231,7 @@ async fn reruns_are_no_ops_and_late_arrivals_make_a_new_version() {
     compact(raw.path(), other.path(), &CompactOptions::default()).await;
     let other_files = files(other.path());
     for (k, v) in &first {
-        if !k.starts_with("_manifests/") {
+        if !k.starts_with("ddb-archiver-manifests/") {
             assert_eq!(Some(v), other_files.get(k), "{k}");
         }
     }
@@ -222,7 +244,38 @@ async fn reruns_are_no_ops_and_late_arrivals_make_a_new_version() {
     assert_eq!(after.days.len(), 3);
     for d in &after.days {
         assert_eq!(d.status, DayStatus::Compacted, "{d:#?}");
-        assert_eq!(d.superseded_deleted, 1, "{d:#?}");
+        // The old version's files stay for queries that planned on it.
+        assert_eq!(d.superseded_deleted, 0, "{d:#?}");
+    }
+    let during = files(out.path());
+    for (key, m) in manifests(out.path()) {
+        assert_eq!(m.superseded.len(), 1, "{key}");
+        assert_ne!(m.superseded[0].version, m.version);
+    }
+    for (k, v) in first.iter().filter(|(k, _)| is_compacted_key(k)) {
+        assert!(
+            during.get(k) == Some(v),
+            "{k} is gone within the grace period"
+        );
+    }
+    // A run within the grace period deletes nothing; one after it deletes the old
+    // version's files, and only those.
+    let later = |hours| CompactOptions {
+        now: Some(chrono::Utc::now() + chrono::Duration::hours(hours)),
+        ..CompactOptions::default()
+    };
+    let within = compact(raw.path(), out.path(), &later(23)).await;
+    assert!(within
+        .days
+        .iter()
+        .all(|d| d.status == DayStatus::Unchanged && d.superseded_deleted == 0));
+    let past = compact(raw.path(), out.path(), &later(25)).await;
+    for d in &past.days {
+        assert_eq!(
+            (d.status, d.superseded_deleted),
+            (DayStatus::Unchanged, 1),
+            "{d:#?}"
+        );
     }
     // Only the new version's files remain, and the manifest names them.
     let now = files(out.path());
@@ -296,7 +349,7 @@ async fn small_files_and_spills_give_the_same_rows() {
         "{summary:#?}"
     );
     let in_memory = files(big.path());
-    let compacted = |(k, _): &(&String, &Vec<u8>)| !k.starts_with("_manifests/");
+    let compacted = |(k, _): &(&String, &Vec<u8>)| !k.starts_with("ddb-archiver-manifests/");
     assert_eq!(
         files(spilled.path())
             .iter()

@@ -22,6 +22,11 @@ DDB_ARCHIVER_TEST_S3="http://127.0.0.1:$S3_PORT" AWS_ACCESS_KEY_ID=sink-test \
   AWS_SECRET_ACCESS_KEY=sink-test-secret-0123456789 AWS_REGION=us-east-1 \
   AWS_EC2_METADATA_DISABLED=true \
   cargo test --lib -- --ignored sink::s3::server_tests
+log "two compactions racing on one day through s3s-fs (ETag preconditions)"
+DDB_ARCHIVER_TEST_S3="http://127.0.0.1:$S3_PORT" AWS_ACCESS_KEY_ID=sink-test \
+  AWS_SECRET_ACCESS_KEY=sink-test-secret-0123456789 AWS_REGION=us-east-1 \
+  AWS_EC2_METADATA_DISABLED=true \
+  cargo test --test compact_safety -- --ignored
 stop_bg
 BG_PIDS=()
 rm -rf "$S3_ROOT"

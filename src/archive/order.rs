@@ -140,6 +140,7 @@ pub struct Sorter<T> {
     runs: Vec<File>,
     spilled_bytes: u64,
     duplicates: usize,
+    keep_copies: bool,
 }
 
 impl<T: RunItem> Sorter<T> {
@@ -152,6 +153,16 @@ impl<T: RunItem> Sorter<T> {
             runs: Vec::new(),
             spilled_bytes: 0,
             duplicates: 0,
+            keep_copies: false,
+        }
+    }
+
+    /// A sorter like [`Sorter::new`] that keeps copies: every item pushed comes out, in
+    /// order, for a reader that chooses among copies itself.
+    pub fn keeping_copies(budget: usize) -> Self {
+        Sorter {
+            keep_copies: true,
+            ..Sorter::new(budget)
         }
     }
 
@@ -179,6 +190,9 @@ impl<T: RunItem> Sorter<T> {
         let mut held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
         held.sort_unstable_by(T::cmp_key);
+        if self.keep_copies {
+            return held;
+        }
         let before = held.len();
         held.dedup_by(|later, earlier| later.identity() == earlier.identity());
         self.duplicates += before - held.len();
@@ -225,6 +239,7 @@ impl<T: RunItem> Sorter<T> {
             input,
             last_identity: None,
             duplicates: self.duplicates,
+            keep_copies: self.keep_copies,
         })
     }
 }
@@ -276,6 +291,7 @@ pub struct Sorted<T> {
     input: RunInput<T>,
     last_identity: Option<String>,
     duplicates: usize,
+    keep_copies: bool,
 }
 
 impl<T: RunItem> Sorted<T> {
@@ -308,6 +324,7 @@ impl<T: RunItem> Iterator for Sorted<T> {
             match self.next_any() {
                 Err(e) => return Some(Err(e)),
                 Ok(None) => return None,
+                Ok(Some(item)) if self.keep_copies => return Some(Ok(item)),
                 Ok(Some(item)) => {
                     let identity = item.identity();
                     match &mut self.last_identity {
@@ -329,7 +346,7 @@ impl<T: RunItem> Iterator for Sorted<T> {
 }
 
 /// Writes a length-prefixed text to a temporary run file.
-fn write_text(out: &mut impl Write, s: &str) -> std::io::Result<()> {
+pub(crate) fn write_text(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     out.write_all(&(s.len() as u64).to_le_bytes())?;
     out.write_all(s.as_bytes())
 }
@@ -344,7 +361,7 @@ fn read_u64(input: &mut impl Read) -> std::io::Result<Option<[u8; 8]>> {
 }
 
 /// Reads a text written by [`write_text`]; `None` at the end of the input.
-fn read_next_text(input: &mut impl Read) -> std::io::Result<Option<String>> {
+pub(crate) fn read_next_text(input: &mut impl Read) -> std::io::Result<Option<String>> {
     let Some(len) = read_u64(input)?.map(u64::from_le_bytes) else {
         return Ok(None);
     };
@@ -355,7 +372,7 @@ fn read_next_text(input: &mut impl Read) -> std::io::Result<Option<String>> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
 }
 
-fn read_text(input: &mut impl Read) -> std::io::Result<String> {
+pub(crate) fn read_text(input: &mut impl Read) -> std::io::Result<String> {
     read_next_text(input)?
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated run file"))
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::model::key;
 
@@ -37,6 +37,22 @@ pub trait ArchiveSource: Send + Sync {
 
     /// Whether an object exists under `key`.
     async fn exists(&self, key: &str) -> Result<bool, SourceError>;
+
+    /// The bytes of the object under `key` with its version tag (S3: its ETag; a local
+    /// directory: SHA-256 of its bytes, hex), or `None` when there is no object. An
+    /// object over `max_bytes` is refused without being read: what is read from
+    /// storage is data, and a manifest the size of a disk is not one.
+    async fn get_tagged(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, String)>, SourceError>;
+
+    /// Every key under `prefix` with its last-modified time, sorted by key.
+    async fn list_modified(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, SourceError>;
 
     /// The full location of a key, for reports (a path or an `s3://` URL).
     fn location(&self, key: &str) -> String;
@@ -172,6 +188,17 @@ impl LocalDirSource {
         LocalDirSource { root: root.into() }
     }
 
+    /// The path of a key, which must be a plain relative key
+    /// ([`key::check_relative`]): nothing read from storage opens a file outside the
+    /// root.
+    fn path_of(&self, k: &str) -> Result<PathBuf, SourceError> {
+        key::check_relative(k).map_err(|message| SourceError {
+            location: format!("{}/{k}", self.root.display()),
+            message,
+        })?;
+        Ok(self.root.join(k))
+    }
+
     fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), SourceError> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -196,6 +223,14 @@ impl LocalDirSource {
     }
 }
 
+/// An object refused for its size.
+fn too_large(location: String, size: u64, max_bytes: u64) -> SourceError {
+    SourceError {
+        location,
+        message: format!("{size} bytes, over the limit of {max_bytes} for this object: not read"),
+    }
+}
+
 fn io_error(path: &Path, e: std::io::Error) -> SourceError {
     SourceError {
         location: path.display().to_string(),
@@ -206,6 +241,9 @@ fn io_error(path: &Path, e: std::io::Error) -> SourceError {
 #[async_trait]
 impl ArchiveSource for LocalDirSource {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        if !prefix.is_empty() {
+            self.path_of(prefix)?;
+        }
         // Prefixes used by replay end at a folder boundary; list that folder.
         let (dir, rel) = match prefix.rfind('/') {
             Some(i) => (self.root.join(&prefix[..i]), prefix[..=i].to_string()),
@@ -219,7 +257,11 @@ impl ArchiveSource for LocalDirSource {
     }
 
     async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
-        let dir = self.root.join(prefix);
+        let dir = if prefix.is_empty() {
+            self.root.clone()
+        } else {
+            self.path_of(prefix)?
+        };
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -243,12 +285,52 @@ impl ArchiveSource for LocalDirSource {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
-        let path = self.root.join(key);
+        let path = self.path_of(key)?;
         std::fs::read(&path).map_err(|e| io_error(&path, e))
     }
 
     async fn exists(&self, key: &str) -> Result<bool, SourceError> {
-        Ok(self.root.join(key).is_file())
+        Ok(self.path_of(key)?.is_file())
+    }
+
+    async fn get_tagged(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, String)>, SourceError> {
+        let path = self.path_of(key)?;
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        if size > max_bytes {
+            return Err(too_large(self.location(key), size, max_bytes));
+        }
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let tag = crate::model::hex::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                Ok(Some((bytes, tag)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    async fn list_modified(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, SourceError> {
+        let mut out = Vec::new();
+        for key in self.list(prefix).await? {
+            let path = self.root.join(&key);
+            match std::fs::metadata(&path).and_then(|m| m.modified()) {
+                Ok(t) => out.push((key, DateTime::<Utc>::from(t))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&path, e)),
+            }
+        }
+        Ok(out)
     }
 
     fn location(&self, key: &str) -> String {
@@ -309,6 +391,56 @@ impl S3Source {
         Ok((keys, folders))
     }
 
+    /// One listing page's objects with their times (not folders).
+    async fn listing_modified(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, SourceError> {
+        let full = format!("{}{prefix}", self.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(prefix, e))?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                let modified = object
+                    .last_modified()
+                    .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+                out.push((key.to_string(), modified));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// `GetObject` of a key; `None` when there is no such object.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, SourceError> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(format!("{}{key}", self.prefix))
+            .send()
+            .await;
+        match result {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
     fn error(&self, key: &str, e: impl std::error::Error) -> SourceError {
         SourceError {
             location: self.location(key),
@@ -346,15 +478,39 @@ impl ArchiveSource for S3Source {
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(format!("{}{key}", self.prefix))
-            .send()
+    async fn get_tagged(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, String)>, SourceError> {
+        let Some(object) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        let size = u64::try_from(object.content_length().unwrap_or(0)).unwrap_or(0);
+        if size > max_bytes {
+            return Err(too_large(self.location(key), size, max_bytes));
+        }
+        let tag = object.e_tag().unwrap_or_default().to_string();
+        let body = object
+            .body
+            .collect()
             .await
             .map_err(|e| self.error(key, e))?;
+        Ok(Some((body.into_bytes().to_vec(), tag)))
+    }
+
+    async fn list_modified(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, SourceError> {
+        self.listing_modified(prefix).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
+        let object = self.get_object(key).await?.ok_or_else(|| SourceError {
+            location: self.location(key),
+            message: "no such object".to_string(),
+        })?;
         let body = object
             .body
             .collect()

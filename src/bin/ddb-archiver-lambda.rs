@@ -94,6 +94,9 @@ struct MaintenanceArgs {
     /// Bytes of changes held in memory while sorting a day.
     #[arg(long, env = "COMPACT_MEMORY_BUDGET", default_value_t = ddb_archiver::compact::DEFAULT_MEMORY_BUDGET)]
     memory_budget: usize,
+    /// Hours the files of a superseded version stay before a later run deletes them.
+    #[arg(long, env = "COMPACT_GRACE_PERIOD_HOURS", default_value_t = ddb_archiver::compact::DEFAULT_GRACE_PERIOD.as_secs() / 3600)]
+    grace_period_hours: u64,
     /// Seconds before the invocation's deadline after which no new day is started.
     #[arg(long, env = "COMPACT_DEADLINE_MARGIN_SECS", default_value_t = ddb_archiver::maintenance::DEFAULT_DEADLINE_MARGIN.as_secs())]
     deadline_margin_secs: u64,
@@ -130,6 +133,9 @@ async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Mainten
             schemas,
             max_file_bytes: args.max_file_bytes,
             memory_budget: args.memory_budget,
+            grace_period: std::time::Duration::from_secs(
+                args.grace_period_hours.saturating_mul(3600),
+            ),
             ..Default::default()
         },
     };

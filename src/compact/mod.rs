@@ -26,15 +26,48 @@ pub mod write;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::archive::manifest::{EventIds, Manifest, ManifestFile};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+use crate::archive::manifest::{
+    self, Manifest, ManifestFile, ManifestLayout, RowDigest, Superseded,
+};
 use crate::archive::source::{table_days, ArchiveSource, SourceError};
 use crate::encode::EncodedFile;
-use crate::model::key::{partition_path, ObjectKey};
+use crate::model::key::{partition_path, ObjectKey, MANIFESTS_DIR};
 use crate::model::Format;
 use crate::schema::SchemaSet;
-use crate::sink::ObjectSink;
+use crate::sink::{Expect, ObjectSink, Published, PutOutcome};
 use sort::RunSorter;
 use write::{FinishedFile, Layout, VersionColumn};
+
+/// The compactor's layout version, part of every compaction version: raise it whenever
+/// the same rows and settings would give other bytes.
+pub const LAYOUT_VERSION: u32 = 2;
+
+/// Default grace period: how long the files of a superseded version stay for queries
+/// that planned on it (far longer than an Athena query can run).
+pub const DEFAULT_GRACE_PERIOD: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The day's manifest as found at the start of a run.
+struct Current {
+    /// The manifest, if there is a usable one.
+    manifest: Option<Manifest>,
+    /// What publishing must find under the manifest's key.
+    expect: Expect,
+    /// Whether it was found where older releases wrote manifests.
+    legacy: bool,
+}
+
+/// A crash injected at a named point, for the tests of what a crash leaves:
+/// `DDB_ARCHIVER_FAIL_AT=<point>` makes the run stop there with an error.
+fn fail_point(point: &str) -> Result<(), String> {
+    if std::env::var("DDB_ARCHIVER_FAIL_AT").is_ok_and(|p| p == point) {
+        return Err(format!("stopped at {point} (DDB_ARCHIVER_FAIL_AT)"));
+    }
+    Ok(())
+}
 
 /// Default largest compacted file, in bytes.
 pub const DEFAULT_MAX_FILE_BYTES: usize = 256 * 1024 * 1024;
@@ -66,6 +99,11 @@ pub struct CompactOptions {
     pub row_group_bytes: usize,
     /// Bytes of changes held in memory while sorting.
     pub memory_budget: usize,
+    /// How long the files of a superseded version, or of a version no manifest names,
+    /// stay before a later run deletes them.
+    pub grace_period: std::time::Duration,
+    /// The time the run counts from; the clock when `None`.
+    pub now: Option<DateTime<Utc>>,
 }
 
 impl Default for CompactOptions {
@@ -78,6 +116,8 @@ impl Default for CompactOptions {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             row_group_bytes: ROW_GROUP_BYTES,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            grace_period: DEFAULT_GRACE_PERIOD,
+            now: None,
         }
     }
 }
@@ -257,6 +297,7 @@ impl Compactor<'_> {
         date: NaiveDate,
         report: &mut DayReport,
     ) -> Result<bool, String> {
+        let now = self.options.now.unwrap_or_else(Utc::now);
         let listed = self
             .source
             .list(&partition_path(table, date))
@@ -272,100 +313,268 @@ impl Compactor<'_> {
         if sources.is_empty() {
             return Ok(!report.other_objects.is_empty());
         }
+        if table == MANIFESTS_DIR {
+            return Err(format!(
+                "a table named {MANIFESTS_DIR} cannot be compacted: the compacted layer keeps its manifests under that name"
+            ));
+        }
         sources.sort();
         report.sources = sources.len();
-        let version = crate::archive::manifest::version_of(&sources);
+        let layout = self.manifest_layout(table);
+        let version = manifest::version_of(&sources, &layout);
         report.version = Some(version.clone());
         let manifest_key = ObjectKey::Manifest {
             table: table.to_string(),
             date,
         }
         .key();
-        let previous = self.previous_manifest(&manifest_key).await?;
-        if let Some(p) = previous.as_ref().filter(|p| p.version == version) {
+        let current = self.current_manifest(table, date).await?;
+        if let Some(p) = current.manifest.as_ref().filter(|p| p.version == version) {
             report.status = DayStatus::Unchanged;
             report.rows = p.rows;
             report.duplicates_dropped = p.duplicates_dropped;
+            if current.legacy {
+                // Moved to where readers now look, then the old one is removed.
+                self.publish(&manifest_key, p, &current.expect).await?;
+                self.delete_legacy_manifest(table, date).await?;
+            }
+            report.superseded_deleted = self.clean_up(table, date, p, now).await?;
             return Ok(true);
         }
         let budget = self.options.memory_budget;
-        let (sorters, manifest_sources) =
-            read::read_sources(self.source, &sources, budget - budget / 8, self.progress).await?;
-        let (files, ids) = self
-            .write_files(table, date, &version, sorters, report)
+        let digest = Arc::new(Mutex::new(RowDigest::new(budget / 8)));
+        let (sorters, manifest_sources) = read::read_sources(
+            self.source,
+            &sources,
+            budget - budget / 8,
+            &digest,
+            self.progress,
+        )
+        .await?;
+        let digest = Arc::try_unwrap(digest)
+            .map_err(|_| "a reading thread still holds the digest".to_string())?
+            .into_inner()
+            .map_err(|_| "a reading thread stopped".to_string())?;
+        report.spilled_runs += digest.spilled_runs();
+        report.spilled_bytes += digest.spilled_bytes();
+        let digest = digest.finish().map_err(|e| e.to_string())?;
+        let files = self
+            .write_files(table, date, &version, sorters, digest.displaced, report)
             .await?;
-        let digest = ids.finish().map_err(|e| e.to_string())?;
-        if digest.count != report.rows {
+        if report.rows != digest.rows {
             return Err(format!(
-                "{} distinct event IDs but {} distinct changes: an event ID appears with \
-                 different times or sequence numbers",
-                digest.count, report.rows
+                "{} distinct event IDs but {} rows written: the copies were not all dropped",
+                digest.rows, report.rows
             ));
         }
+        report.duplicates_dropped = digest.duplicates;
+        let mut superseded: Vec<Superseded> = current
+            .manifest
+            .as_ref()
+            .map(|p| p.superseded.clone())
+            .unwrap_or_default();
+        if let Some(p) = current.manifest.as_ref() {
+            superseded.push(Superseded {
+                version: p.version.clone(),
+                at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            });
+        }
+        superseded.retain(|s| s.version != version);
         let m = Manifest {
-            format: crate::archive::manifest::FORMAT.to_string(),
+            format: manifest::FORMAT.to_string(),
             table: table.to_string(),
             date: date.to_string(),
             version: version.clone(),
             rows: report.rows,
             duplicates_dropped: report.duplicates_dropped,
-            event_id_digest: digest.digest,
+            row_digest: Some(digest.digest),
+            event_id_digest: None,
+            layout: Some(layout),
+            superseded,
             files,
             sources: manifest_sources,
             created_by: format!("ddb-archiver {}", env!("CARGO_PKG_VERSION")),
         };
-        let mut body = serde_json::to_vec(&m).map_err(|e| e.to_string())?;
-        body.push(b'\n');
-        self.sink
-            .replace(&EncodedFile {
-                key: manifest_key,
-                body,
-                content_type: "application/json",
-                content_encoding: None,
-                records: 0,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(p) = previous {
-            for f in p
-                .files
-                .iter()
-                .filter(|f| !m.files.iter().any(|n| n.key == f.key))
-            {
-                self.sink.delete(&f.key).await.map_err(|e| e.to_string())?;
-                report.superseded_deleted += 1;
-            }
+        fail_point("compact-before-manifest")?;
+        self.publish(&manifest_key, &m, &current.expect).await?;
+        if current.legacy {
+            self.delete_legacy_manifest(table, date).await?;
         }
+        fail_point("compact-after-manifest")?;
+        report.superseded_deleted = self.clean_up(table, date, &m, now).await?;
         report.status = DayStatus::Compacted;
         Ok(true)
     }
 
-    /// The day's current manifest, if there is a readable one.
-    async fn previous_manifest(&self, key: &str) -> Result<Option<Manifest>, String> {
-        if !self.dest.exists(key).await.map_err(|e| e.to_string())? {
-            return Ok(None);
+    /// Deletes the day's manifest from where older releases wrote it, once it is
+    /// published where readers now look.
+    async fn delete_legacy_manifest(&self, table: &str, date: NaiveDate) -> Result<(), String> {
+        let key = ObjectKey::LegacyManifest {
+            table: table.to_string(),
+            date,
         }
-        let bytes = self.dest.get(key).await.map_err(|e| e.to_string())?;
-        match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(m) => Ok(Some(m)),
-            Err(e) => {
-                // A derived object: an unreadable one is replaced by the new version.
-                tracing::warn!(manifest = %self.dest.location(key), error = %e, "unreadable manifest replaced");
-                Ok(None)
-            }
+        .key();
+        self.sink.delete(&key).await.map_err(|e| e.to_string())
+    }
+
+    /// What the day's files depend on besides the sources.
+    fn manifest_layout(&self, table: &str) -> ManifestLayout {
+        let schema_digest = self
+            .options
+            .schemas
+            .get(table)
+            .map(|s| manifest::sha256_hex(format!("{:?}", s.columns).as_bytes()))
+            .unwrap_or_default();
+        ManifestLayout {
+            compactor: LAYOUT_VERSION,
+            schema_digest,
+            max_file_bytes: self.options.max_file_bytes as u64,
+            row_group_bytes: self.options.row_group_bytes as u64,
+            row_group_max_rows: ROW_GROUP_MAX_ROWS as u64,
         }
     }
 
-    /// Writes the sorted, deduplicated rows as the version's files (on a thread of their
-    /// own, storing each file as it is finished); the written event IDs for the digest.
+    /// The day's current manifest and what publishing over it must expect. A manifest
+    /// that cannot be used (unreadable, too large, for another day) is reported and
+    /// will be replaced, still under the precondition of its tag.
+    async fn current_manifest(&self, table: &str, date: NaiveDate) -> Result<Current, String> {
+        let date_text = date.to_string();
+        for (key, legacy) in [
+            (
+                ObjectKey::Manifest {
+                    table: table.to_string(),
+                    date,
+                }
+                .key(),
+                false,
+            ),
+            (
+                ObjectKey::LegacyManifest {
+                    table: table.to_string(),
+                    date,
+                }
+                .key(),
+                true,
+            ),
+        ] {
+            let got = match self
+                .dest
+                .get_tagged(&key, manifest::MAX_MANIFEST_BYTES)
+                .await
+            {
+                Ok(got) => got,
+                Err(e) if e.message.contains("over the limit") => {
+                    tracing::warn!(manifest = %self.dest.location(&key), error = %e, "manifest refused: it will be replaced");
+                    return Err(format!("{e}: remove it, then compact again"));
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            let Some((bytes, tag)) = got else { continue };
+            let manifest = match manifest::parse(&bytes, table, &date_text) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(manifest = %self.dest.location(&key), error = %e, "unusable manifest: it will be replaced");
+                    None
+                }
+            };
+            // A legacy manifest is moved: the new key must still be absent.
+            let expect = if legacy {
+                Expect::Absent
+            } else {
+                Expect::Tag(tag)
+            };
+            return Ok(Current {
+                manifest,
+                expect,
+                legacy,
+            });
+        }
+        Ok(Current {
+            manifest: None,
+            expect: Expect::Absent,
+            legacy: false,
+        })
+    }
+
+    /// Publishes a manifest: stored only if the manifest read at the start is still
+    /// there; a lost race fails the day and changes nothing.
+    async fn publish(&self, key: &str, m: &Manifest, expect: &Expect) -> Result<(), String> {
+        let mut body = serde_json::to_vec(m).map_err(|e| e.to_string())?;
+        body.push(b'\n');
+        let file = EncodedFile {
+            key: key.to_string(),
+            body,
+            content_type: "application/json",
+            content_encoding: None,
+            records: 0,
+        };
+        match self.sink.publish(&file, expect).await.map_err(|e| e.to_string())? {
+            Published::Stored => Ok(()),
+            Published::Conflict(why) => Err(format!(
+                "another compaction of this day published first ({why}); nothing of this run was published, and its files are removed by a later run"
+            )),
+        }
+    }
+
+    /// Deletes, from the day's folder of the compacted layer, the files of versions
+    /// superseded more than the grace period ago, and files of versions that no
+    /// manifest names (left by a failed or concurrent run) once they are older than the
+    /// grace period. Only keys that parse as compacted files of this table and day are
+    /// ever deleted; the manifest's own lists are not used for that. Returns how many
+    /// were deleted.
+    async fn clean_up(
+        &self,
+        table: &str,
+        date: NaiveDate,
+        m: &Manifest,
+        now: DateTime<Utc>,
+    ) -> Result<usize, String> {
+        let grace =
+            chrono::Duration::from_std(self.options.grace_period).unwrap_or(chrono::Duration::MAX);
+        let listed = self
+            .dest
+            .list_modified(&partition_path(table, date))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut deleted = 0;
+        for (key, modified) in listed {
+            let Some(ObjectKey::Compacted {
+                table: t,
+                date: d,
+                version,
+                ..
+            }) = ObjectKey::parse(&key)
+            else {
+                continue;
+            };
+            if t != table || d != date || version == m.version {
+                continue;
+            }
+            let since = match m.superseded.iter().find(|s| s.version == version) {
+                Some(s) => DateTime::parse_from_rfc3339(&s.at)
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(now),
+                None => modified,
+            };
+            if since + grace <= now {
+                self.sink.delete(&key).await.map_err(|e| e.to_string())?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Writes the sorted rows, without copies, as the version's files (on a thread of
+    /// their own, storing each file as it is finished).
     async fn write_files(
         &self,
         table: &str,
         date: NaiveDate,
         version: &str,
         sorters: Vec<RunSorter>,
+        displaced: Vec<u64>,
         report: &mut DayReport,
-    ) -> Result<(Vec<ManifestFile>, EventIds), String> {
+    ) -> Result<Vec<ManifestFile>, String> {
         let options = self.options;
         let layout = Layout {
             schema: options.schemas.get(table).cloned(),
@@ -376,7 +585,6 @@ impl Compactor<'_> {
             max_file_bytes: options.max_file_bytes,
             row_group_bytes: options.row_group_bytes,
             row_group_max_rows: ROW_GROUP_MAX_ROWS,
-            ids_budget: options.memory_budget / 8,
             encoders: read::worker_count(),
         };
         const STOPPED: &str = "storing the compacted files stopped";
@@ -399,7 +607,7 @@ impl Compactor<'_> {
                     unacked = true;
                     Ok(())
                 };
-                let mut written = write::write_sorted(sorters, &layout, &mut store);
+                let mut written = write::write_sorted(sorters, displaced, &layout, &mut store);
                 drop(files_tx);
                 if written.is_ok() && unacked {
                     if let Err(e) = ack() {
@@ -432,11 +640,10 @@ impl Compactor<'_> {
         }
         let written = written?;
         report.rows = written.rows;
-        report.duplicates_dropped = written.duplicates;
-        report.spilled_runs = written.spilled_runs + written.ids.spilled_runs();
-        report.spilled_bytes = written.spilled_bytes + written.ids.spilled_bytes();
+        report.spilled_runs += written.spilled_runs;
+        report.spilled_bytes += written.spilled_bytes;
         report.files = files.iter().map(|f| self.sink.location(&f.key)).collect();
-        Ok((files, written.ids))
+        Ok(files)
     }
 
     /// Stores one finished file as part `part` of the version.
@@ -468,7 +675,22 @@ impl Compactor<'_> {
             content_encoding: None,
             records: usize::try_from(file.rows).unwrap_or(usize::MAX),
         };
-        self.sink.put(&encoded).await.map_err(|e| e.to_string())?;
+        if self.sink.put(&encoded).await.map_err(|e| e.to_string())? == PutOutcome::AlreadyPresent {
+            // Left by a run that stopped before publishing this version: it may be
+            // replaced, and must be if its bytes are not these.
+            let stored = self
+                .dest
+                .get(&encoded.key)
+                .await
+                .map_err(|e| e.to_string())?;
+            if manifest::sha256_hex(&stored) != described.sha256 {
+                tracing::warn!(file = %self.sink.location(&encoded.key), "a stored part of this unpublished version differs from what the manifest will say: replaced");
+                self.sink
+                    .replace(&encoded)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
         Ok(described)
     }
 }

@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 use futures_util::StreamExt;
 
 use super::sort::{sort_schema, RunSorter};
-use crate::archive::manifest::{self, ManifestSource};
+use crate::archive::manifest::{self, DigestRow, ManifestSource, RowDigest};
 use crate::archive::reader::{self, CorruptFile, Projection, Row};
 use crate::archive::source::ArchiveSource;
 use crate::encode::parquet::{standard_columns, standard_fields};
@@ -48,11 +48,14 @@ pub fn worker_count() -> usize {
 }
 
 /// Reads every object of `keys` (sorted) into sorters that together hold at most about
-/// `budget` bytes, and describes each object for the manifest, in key order.
+/// `budget` bytes, gives every row to `digest` (which decides the copies and digests
+/// the rows for the manifest), and describes each object for the manifest, in key
+/// order.
 pub async fn read_sources(
     source: &dyn ArchiveSource,
     keys: &[String],
     budget: usize,
+    digest: &Arc<Mutex<RowDigest>>,
     progress: &indicatif::ProgressBar,
 ) -> Result<(Vec<RunSorter>, Vec<ManifestSource>), String> {
     let workers = worker_count().min(keys.len().max(1));
@@ -65,11 +68,15 @@ pub async fn read_sources(
         let rx = Arc::clone(&rx);
         let failed = Arc::clone(&failed);
         let progress = progress.clone();
+        let digest = Arc::clone(digest);
         let share = budget / workers;
         std::thread::Builder::new()
             .name("compact-read".into())
             .spawn(move || {
-                let out = work(&rx, &failed, share, &progress);
+                let out = work(&rx, &failed, share, &digest, &progress);
+                // Released before the result is sent, so the reader can take the digest
+                // back once every result is in.
+                drop(digest);
                 if out.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
@@ -139,6 +146,7 @@ fn work(
     rx: &Mutex<tokio::sync::mpsc::Receiver<Job>>,
     failed: &AtomicBool,
     budget: usize,
+    digest: &Mutex<RowDigest>,
     progress: &indicatif::ProgressBar,
 ) -> Result<WorkerOutput, String> {
     let mut out = WorkerOutput {
@@ -169,6 +177,12 @@ fn work(
         let sorter = &mut out.sorter;
         let mut push = |batch: RecordBatch| -> Result<(), String> {
             progress.inc(batch.num_rows() as u64);
+            let rows = digest_rows(&batch)?;
+            digest
+                .lock()
+                .map_err(|_| "a reading thread stopped".to_string())?
+                .push_all(rows)
+                .map_err(|e| e.to_string())?;
             sorter.push(batch).map_err(|e| e.to_string())
         };
         match format {
@@ -177,6 +191,40 @@ fn work(
         }
     }
     Ok(out)
+}
+
+/// Each row's part in the manifest's row digest, with its read order as its origin.
+fn digest_rows(batch: &RecordBatch) -> Result<Vec<DigestRow>, String> {
+    let text = |i: usize, name: &str| {
+        batch
+            .column(i)
+            .as_string_opt::<i32>()
+            .ok_or_else(|| format!("sorted batch: `{name}` is not text"))
+    };
+    let (ids, seqs, records) = (
+        text(0, "event_id")?,
+        text(3, "sequence_number")?,
+        text(11, "record")?,
+    );
+    let times = batch
+        .column(4)
+        .as_primitive_opt::<arrow::datatypes::TimestampMillisecondType>()
+        .ok_or_else(|| "sorted batch: bad `approximate_creation_time`".to_string())?;
+    let orders = batch
+        .column(12)
+        .as_primitive_opt::<arrow::datatypes::UInt64Type>()
+        .ok_or_else(|| "sorted batch: bad read order".to_string())?;
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            DigestRow::new(
+                ids.value(i),
+                times.value(i),
+                seqs.value(i),
+                records.value(i),
+                orders.value(i),
+            )
+        })
+        .collect())
 }
 
 /// The standard columns of each batch of a Parquet source, checked.

@@ -225,6 +225,9 @@ struct Cursor {
 /// The merged output of one or more [`RunSorter`]s: batches in stream order, each
 /// `event_id` once.
 pub struct Merged {
+    /// Read orders of copies that do not meet their kept row in stream order (another
+    /// time or sequence number), sorted: skipped wherever they come.
+    displaced: Vec<u64>,
     cursors: Vec<Cursor>,
     pool: Vec<RecordBatch>,
     last_event_id: Option<String>,
@@ -234,8 +237,9 @@ pub struct Merged {
 }
 
 impl Merged {
-    /// Merges the sorters' runs: each one's spilled files and its held batches.
-    pub fn new(sorters: Vec<RunSorter>) -> Result<Merged, SortError> {
+    /// Merges the sorters' runs: each one's spilled files and its held batches, skipping
+    /// the rows whose read order is in `displaced` (sorted).
+    pub fn new(sorters: Vec<RunSorter>, displaced: Vec<u64>) -> Result<Merged, SortError> {
         let mut inputs = Vec::new();
         let mut duplicates = 0;
         let mut spilled_runs = 0;
@@ -253,6 +257,7 @@ impl Merged {
             inputs.push(RunInput::Memory(memory.into_iter()));
         }
         let mut merged = Merged {
+            displaced,
             cursors: Vec::new(),
             pool: Vec::new(),
             last_event_id: None,
@@ -305,7 +310,12 @@ impl Merged {
             let Some(best) = self.smallest() else { break };
             let c = &mut self.cursors[best];
             let id = c.keys.event_id.value(c.row);
-            if self.last_event_id.as_deref() == Some(id) {
+            let displaced = !self.displaced.is_empty()
+                && self
+                    .displaced
+                    .binary_search(&c.keys.order.value(c.row))
+                    .is_ok();
+            if displaced || self.last_event_id.as_deref() == Some(id) {
                 self.duplicates += 1;
             } else {
                 match &mut self.last_event_id {
@@ -439,7 +449,7 @@ mod tests {
                 b.push(x.clone()).unwrap()
             }
         }
-        let mut m = Merged::new(vec![a, b]).unwrap();
+        let mut m = Merged::new(vec![a, b], Vec::new()).unwrap();
         let mut ids = Vec::new();
         while let Some(out) = m.next_batch(max_bytes).unwrap() {
             let col = out.column(EVENT_ID).as_string::<i32>();

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
@@ -21,7 +21,6 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::sort::{Merged, RunSorter};
-use crate::archive::manifest::EventIds;
 use crate::archive::reader;
 use crate::encode::parquet::{standard_fields, writer_properties};
 use crate::schema::TableSchema;
@@ -39,9 +38,6 @@ pub struct Layout {
     pub row_group_bytes: usize,
     /// Most rows in a row group.
     pub row_group_max_rows: usize,
-    /// Bytes of event IDs held for the manifest's digest before they spill (see
-    /// [`EventIds::new`]).
-    pub ids_budget: usize,
     /// Threads encoding column chunks.
     pub encoders: usize,
 }
@@ -73,21 +69,20 @@ pub struct Written {
     pub spilled_runs: usize,
     /// Bytes of those runs.
     pub spilled_bytes: u64,
-    /// The written rows' event IDs, for the manifest's digest.
-    pub ids: EventIds,
 }
 
-/// Merges the sorters' runs and writes them as files, handing each finished file to
-/// `store` before the next one starts.
+/// Merges the sorters' runs, without the `displaced` copies (read orders, sorted), and
+/// writes them as files, handing each finished file to `store` before the next one
+/// starts.
 pub fn write_sorted(
     sorters: Vec<RunSorter>,
+    displaced: Vec<u64>,
     layout: &Layout,
     store: &mut dyn FnMut(FinishedFile) -> Result<(), String>,
 ) -> Result<Written, String> {
-    let mut merged = Merged::new(sorters).map_err(|e| e.to_string())?;
+    let mut merged = Merged::new(sorters, displaced).map_err(|e| e.to_string())?;
     let schema = output_schema(layout);
     let pool = EncoderPool::start_threads(layout.encoders.max(1))?;
-    let mut ids = EventIds::new(layout.ids_budget);
     let mut rows = 0u64;
     let batch_bytes = BATCH_BYTES.min(layout.max_file_bytes / 8).max(1);
     let mut file: Option<OpenFile> = None;
@@ -101,13 +96,6 @@ pub fn write_sorted(
             }
         }
         let Some(batch) = next else { break };
-        let ids_column = batch
-            .column(0)
-            .as_string_opt::<i32>()
-            .ok_or_else(|| "merged rows: `event_id` is not text".to_string())?;
-        for id in ids_column.iter().flatten() {
-            ids.push(id).map_err(|e| e.to_string())?;
-        }
         rows += batch.num_rows() as u64;
         let mut rest = complete(&batch, &schema, layout)?;
         let assignment = assignment.get_or_insert_with(|| assign(&rest, pool.len()));
@@ -135,7 +123,6 @@ pub fn write_sorted(
         duplicates: merged.duplicates(),
         spilled_runs: merged.spilled_runs(),
         spilled_bytes: merged.spilled_bytes(),
-        ids,
     })
 }
 

@@ -12,7 +12,15 @@
 //! - A compacted file: `<table>/year=YYYY/month=MM/day=DD/compacted-<version>-<part>.parquet`,
 //!   `<version>` 16 hex digits naming the set of raw objects it was made from, `<part>`
 //!   three or more digits.
-//! - A table-day's manifest: `_manifests/<table>/year=YYYY/month=MM/day=DD/manifest.json`.
+//! - A table-day's manifest:
+//!   `ddb-archiver-manifests/<table>/year=YYYY/month=MM/day=DD/manifest.json`. No path
+//!   part of a table location or of the manifests' location begins with `_` or `.`
+//!   (Hive and Trino treat those as hidden). Manifests written before under
+//!   `_manifests/` ([`LEGACY_MANIFESTS_DIR`]) are still read, and moved by the next
+//!   compaction of their day.
+//!
+//! [`check_relative`] is the guard every local path goes through: a key taken from
+//! storage never names a file outside the root it belongs to.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
@@ -22,8 +30,31 @@ use super::hex::DIGEST_HEX_DIGITS;
 /// The folder under the archive root that holds rejected records.
 pub const REJECTED_DIR: &str = "_rejected";
 
-/// The folder under the compacted layer's root that holds the manifests.
-pub const MANIFESTS_DIR: &str = "_manifests";
+/// The folder under the compacted layer's root that holds the manifests. A table of
+/// this name is not compacted (its files would share the folder).
+pub const MANIFESTS_DIR: &str = "ddb-archiver-manifests";
+
+/// Where manifests were kept before [`MANIFESTS_DIR`]: read, never written.
+pub const LEGACY_MANIFESTS_DIR: &str = "_manifests";
+
+/// Checks that a key is a plain relative key: not empty, no leading `/`, no empty,
+/// `.` or `..` segment, no backslash or NUL. Every key joined to a local root goes
+/// through it, so that no key read from storage (a manifest's, a listing's) reaches a
+/// file outside that root.
+pub fn check_relative(key: &str) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('/').collect();
+    // An empty last part is a prefix's trailing slash.
+    let inner = &parts[..parts.len().saturating_sub(1)];
+    let bad = key.is_empty()
+        || key.contains('\\')
+        || key.contains('\0')
+        || parts.iter().any(|p| *p == "." || *p == "..")
+        || inner.iter().any(|p| p.is_empty());
+    if bad {
+        return Err(format!("{key:?} is not a relative key inside the archive"));
+    }
+    Ok(())
+}
 
 /// `year=YYYY/month=MM/day=DD/` for a date.
 pub fn hive_date_path(date: NaiveDate) -> String {
@@ -77,11 +108,12 @@ pub fn hive_date(year: &str, month: &str, day: &str) -> Option<NaiveDate> {
 /// [`MANIFESTS_DIR`]), parsed as strictly as [`ObjectKey::parse`]: `None` for any other
 /// spelling.
 pub fn partition_day(key: &str) -> Option<NaiveDate> {
-    let key = key
-        .strip_prefix(MANIFESTS_DIR)
-        .and_then(|k| k.strip_prefix('/'))
-        .unwrap_or(key);
-    split_partition(key).map(|(_, date, _)| date)
+    [MANIFESTS_DIR, LEGACY_MANIFESTS_DIR]
+        .iter()
+        .find_map(|dir| key.strip_prefix(dir).and_then(|k| k.strip_prefix('/')))
+        .and_then(split_partition)
+        .or_else(|| split_partition(key))
+        .map(|(_, date, _)| date)
 }
 
 /// The name of a data object: what it holds, and where.
@@ -123,6 +155,14 @@ pub enum ObjectKey {
         version: String,
         /// The file's number within the version, from 0.
         part: u32,
+    },
+    /// A table-day's manifest where older releases wrote it, under
+    /// [`LEGACY_MANIFESTS_DIR`].
+    LegacyManifest {
+        /// The DynamoDB table.
+        table: String,
+        /// The UTC day.
+        date: NaiveDate,
     },
     /// A compacted table-day's manifest.
     Manifest {
@@ -168,16 +208,21 @@ impl ObjectKey {
     /// Parses a key relative to the archive root; `None` for keys the archiver does not
     /// write.
     pub fn parse(key: &str) -> Option<ObjectKey> {
-        if let Some(rest) = key
-            .strip_prefix(MANIFESTS_DIR)
-            .and_then(|k| k.strip_prefix('/'))
-        {
-            let (table, date, name) = split_partition(rest)?;
-            validate_table_name(table).ok()?;
-            return (name == "manifest.json").then(|| ObjectKey::Manifest {
-                table: table.to_string(),
-                date,
-            });
+        for (dir, legacy) in [(MANIFESTS_DIR, false), (LEGACY_MANIFESTS_DIR, true)] {
+            let Some(rest) = key.strip_prefix(dir).and_then(|k| k.strip_prefix('/')) else {
+                continue;
+            };
+            let Some((table, date, name)) = split_partition(rest) else {
+                continue;
+            };
+            if name == "manifest.json" && validate_table_name(table).is_ok() {
+                let (table, date) = (table.to_string(), date);
+                return Some(if legacy {
+                    ObjectKey::LegacyManifest { table, date }
+                } else {
+                    ObjectKey::Manifest { table, date }
+                });
+            }
         }
         let (table, date, name) = split_partition(key)?;
         if let Some(stem) = name
@@ -238,6 +283,12 @@ impl ObjectKey {
             ObjectKey::Manifest { table, date } => {
                 format!(
                     "{MANIFESTS_DIR}/{}manifest.json",
+                    partition_path(table, *date)
+                )
+            }
+            ObjectKey::LegacyManifest { table, date } => {
+                format!(
+                    "{LEGACY_MANIFESTS_DIR}/{}manifest.json",
                     partition_path(table, *date)
                 )
             }
@@ -341,6 +392,20 @@ mod tests {
                 table: "orders".into(),
                 date: date(2026, 1, 2),
             },
+            ObjectKey::LegacyManifest {
+                table: "orders".into(),
+                date: date(2026, 1, 2),
+            },
+            // A table named like the manifests' folder is still a table in the raw
+            // archive.
+            ObjectKey::Data(DataKey {
+                table: MANIFESTS_DIR.into(),
+                date: date(2026, 1, 2),
+                first_sequence: "1".into(),
+                last_sequence: "2".into(),
+                digest: "0123456789abcdef".into(),
+                format: Format::Parquet,
+            }),
         ];
         for k in keys {
             let text = k.key();
@@ -349,9 +414,30 @@ mod tests {
                 ObjectKey::Data(d) => d.date,
                 ObjectKey::Rejected { date, .. }
                 | ObjectKey::Compacted { date, .. }
-                | ObjectKey::Manifest { date, .. } => *date,
+                | ObjectKey::Manifest { date, .. }
+                | ObjectKey::LegacyManifest { date, .. } => *date,
             };
             assert_eq!(partition_day(&text), Some(day));
+        }
+    }
+
+    #[test]
+    fn only_plain_relative_keys_pass_the_guard() {
+        for good in ["a", "a/b.parquet", "orders/year=2026/", "a.b/c..d"] {
+            assert!(check_relative(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a\\b",
+            "a\0b",
+            "..",
+        ] {
+            assert!(check_relative(bad).is_err(), "{bad:?}");
         }
     }
 

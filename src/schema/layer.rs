@@ -149,7 +149,7 @@ impl LayerSet {
     /// The table of `layer` at `location`; `None` for [`Layer::View`], which has no
     /// files. The raw table is [`TableDefinition::new`]'s. The compacted table's
     /// location is the compacted layer's `<table>/`, the manifests table's its
-    /// `_manifests/<table>/`.
+    /// `ddb-archiver-manifests/<table>/`.
     pub fn table(
         &self,
         layer: Layer,
@@ -331,14 +331,15 @@ impl LayerSet {
 }
 
 /// The rows of `table` (aliased `r` inside) that match `condition`, each numbered in
-/// `_copy` among the copies of its event (1 for the first by sequence number), as
-/// `(...) AS <alias>`. Copies of an event are always in the same day, so numbering
-/// them per day keeps conditions on the day's partitions below the window, where they
-/// prune partitions.
+/// `_copy` among the copies of its event (1 for the copy kept: the earliest in stream
+/// order, by time and then sequence number as a number, as compaction keeps it), as
+/// `(...) AS <alias>`. Copies are numbered per day, as compaction drops them per
+/// table-day, which keeps conditions on the day's partitions below the window, where
+/// they prune partitions.
 fn numbered_copies(table: &str, alias: &str, condition: &str) -> String {
     let partitions: Vec<String> = PARTITION_COLUMNS.iter().map(|p| quote(p)).collect();
     format!(
-        "(\n  SELECT r.*, row_number() OVER (\n    PARTITION BY {}, \"event_id\" ORDER BY \"sequence_number\"\n  ) AS {copy}\n  \
+        "(\n  SELECT r.*, row_number() OVER (\n    PARTITION BY {}, \"event_id\"\n    ORDER BY \"approximate_creation_time\", length(\"sequence_number\"), \"sequence_number\"\n  ) AS {copy}\n  \
          FROM {table} AS r\n  WHERE {condition}\n) AS {alias}",
         partitions.join(", "),
         copy = quote(COPY_COLUMN),
@@ -425,7 +426,7 @@ mod tests {
         );
         assert!(ddl.contains("'storage.location.template' = 's3://b/c/invoices/year=${year}/month=${month}/day=${day}/'"));
         assert!(s
-            .table(Layer::Compacted, "s3://b/c/_manifests/invoices/")
+            .table(Layer::Compacted, "s3://b/c/ddb-archiver-manifests/invoices/")
             .is_err());
     }
 
@@ -433,7 +434,7 @@ mod tests {
     fn manifests_table_reads_four_keys_with_the_hive_json_serde() {
         let s = set(Format::Parquet);
         let def = s
-            .table(Layer::Manifests, "s3://b/c/_manifests/invoices/")
+            .table(Layer::Manifests, "s3://b/c/ddb-archiver-manifests/invoices/")
             .unwrap()
             .unwrap();
         let ddl = def.ddl();
@@ -450,9 +451,9 @@ mod tests {
             glue["storageDescriptor"]["serdeInfo"]["serializationLibrary"],
             HIVE_JSON_SERDE
         );
-        for bad in ["s3://b/c/invoices/", "s3://b/c/_manifests/orders/"] {
+        for bad in ["s3://b/c/invoices/", "s3://b/c/ddb-archiver-manifests/orders/"] {
             let e = s.table(Layer::Manifests, bad).unwrap_err().to_string();
-            assert!(e.contains("_manifests/invoices/"), "{e}");
+            assert!(e.contains("ddb-archiver-manifests/invoices/"), "{e}");
         }
     }
 
@@ -471,7 +472,7 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.contains("PARTITION BY \"year\", \"month\", \"day\", \"event_id\" ORDER BY"),
+            sql.contains("PARTITION BY \"year\", \"month\", \"day\", \"event_id\"\n    ORDER BY \"approximate_creation_time\", length(\"sequence_number\")"),
             "{sql}"
         );
         assert!(

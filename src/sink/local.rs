@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{ObjectSink, PutOutcome, SinkError};
+use super::{Expect, ObjectSink, Published, PutOutcome, SinkError};
 use crate::encode::EncodedFile;
 
 /// Writes objects as files under a root directory.
@@ -16,7 +16,58 @@ pub struct LocalDirSink {
     root: PathBuf,
 }
 
+/// Writes `body` to a hidden temporary file in `dir`, durably, then renames it over
+/// `path` (atomic: a reader sees the old file or the new one, never a part).
+fn replace_with(path: &Path, dir: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(body)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 impl LocalDirSink {
+    /// The path of a key, which must be a plain relative key
+    /// ([`crate::model::key::check_relative`]).
+    fn path_of(&self, key: &str) -> Result<PathBuf, SinkError> {
+        crate::model::key::check_relative(key).map_err(|message| SinkError {
+            location: format!("{}/{key}", self.root.display()),
+            message,
+        })?;
+        Ok(self.root.join(key))
+    }
+
+    /// Under the lock: compares what is at `path` with `expect`, then renames a
+    /// complete temporary file over it.
+    fn swap_locked(
+        &self,
+        path: &Path,
+        dir: &Path,
+        file: &EncodedFile,
+        expect: &Expect,
+    ) -> std::io::Result<Published> {
+        let current = match std::fs::read(path) {
+            Ok(bytes) => Some(crate::model::hex::hex(
+                &<sha2::Sha256 as sha2::Digest>::digest(&bytes),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let matches = match (expect, &current) {
+            (Expect::Absent, None) => true,
+            (Expect::Tag(want), Some(have)) => want == have,
+            _ => false,
+        };
+        if !matches {
+            return Ok(Published::Conflict(format!(
+                "{} changed since it was read",
+                path.display()
+            )));
+        }
+        replace_with(path, dir, &file.body)?;
+        Ok(Published::Stored)
+    }
+
     /// A sink writing under `root` (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalDirSink { root: root.into() }
@@ -49,7 +100,7 @@ impl LocalDirSink {
 #[async_trait]
 impl ObjectSink for LocalDirSink {
     async fn put(&self, file: &EncodedFile) -> Result<PutOutcome, SinkError> {
-        let path = self.root.join(&file.key);
+        let path = self.path_of(&file.key)?;
         self.write(&path, &file.body).map_err(|e| SinkError {
             location: path.display().to_string(),
             message: e.to_string(),
@@ -57,25 +108,57 @@ impl ObjectSink for LocalDirSink {
     }
 
     async fn replace(&self, file: &EncodedFile) -> Result<(), SinkError> {
-        let path = self.root.join(&file.key);
+        let path = self.path_of(&file.key)?;
         let err = |e: std::io::Error| SinkError {
             location: path.display().to_string(),
             message: e.to_string(),
         };
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(err)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(err)?;
-        tmp.write_all(&file.body).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(&path).map_err(|e| err(e.error))?;
-        Ok(())
+        replace_with(&path, dir, &file.body).map_err(err)
+    }
+
+    async fn publish(&self, file: &EncodedFile, expect: &Expect) -> Result<Published, SinkError> {
+        let path = self.path_of(&file.key)?;
+        let err = |e: std::io::Error| SinkError {
+            location: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let dir = path.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // The lock: created only if absent, removed when done; a hidden file, so never
+        // listed as an object.
+        let lock = dir.join(format!(".{name}.lock"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Ok(Published::Conflict(format!(
+                    "another writer holds the lock {} (remove it if no compaction is running)",
+                    lock.display()
+                )))
+            }
+            Err(e) => return Err(err(e)),
+        }
+        let result = self.swap_locked(&path, dir, file, expect);
+        let removed = std::fs::remove_file(&lock);
+        let outcome = result.map_err(err)?;
+        removed.map_err(|e| SinkError {
+            location: lock.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(outcome)
     }
 
     async fn delete(&self, key: &str) -> Result<(), SinkError> {
-        let path = self.root.join(key);
+        let path = self.path_of(key)?;
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SinkError {
                 location: path.display().to_string(),

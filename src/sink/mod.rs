@@ -25,6 +25,26 @@ pub enum PutOutcome {
     AlreadyPresent,
 }
 
+/// What a conditional [`ObjectSink::publish`] expects under the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// No object.
+    Absent,
+    /// The object read before, by its version tag (see
+    /// [`crate::archive::source::ArchiveSource::get_tagged`]).
+    Tag(String),
+}
+
+/// What a conditional publish did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// The object was stored.
+    Stored,
+    /// Something else is under the key now (another writer published first, or holds
+    /// the lock): nothing was stored.
+    Conflict(String),
+}
+
 /// A put that did not store the object.
 #[derive(Debug, thiserror::Error)]
 #[error("writing {location}: {message}")]
@@ -48,6 +68,17 @@ pub trait ObjectSink: Send + Sync {
         Err(SinkError {
             location: self.location(&file.key),
             message: "this sink does not replace objects".to_string(),
+        })
+    }
+
+    /// Stores `file` under its key only if what is there is what `expect` says: the
+    /// compare-and-swap that publishes a compacted day's manifest, so that of two
+    /// writers racing on one day exactly one wins. Only for derived objects.
+    async fn publish(&self, file: &EncodedFile, expect: &Expect) -> Result<Published, SinkError> {
+        let _ = expect;
+        Err(SinkError {
+            location: self.location(&file.key),
+            message: "this sink does not publish objects".to_string(),
         })
     }
 

@@ -19,7 +19,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::{ObjectSink, PutOutcome, SinkError};
+use super::{Expect, ObjectSink, Published, PutOutcome, SinkError};
 use crate::aws::retry::{classify, describe_sdk_error, jitter_unit, RetryClass, RetryPolicy};
 use crate::encode::EncodedFile;
 
@@ -209,41 +209,45 @@ impl S3Sink {
         }
     }
 
-    /// One `PutObject`: conditional on no object under the key unless `replace`.
+    /// One `PutObject` under `condition`: `Some(Expect::Absent)` stores only where
+    /// nothing is (`If-None-Match: *`), `Some(Expect::Tag(etag))` only over that
+    /// version (`If-Match`), `None` unconditionally.
     async fn put_single(
         &self,
         key: &str,
         file: &EncodedFile,
-        replace: bool,
+        condition: Option<&Expect>,
     ) -> Result<PutOutcome, AttemptError> {
         let checksum = sha256_b64(&file.body);
         let body = bytes::Bytes::from(file.body.clone());
-        let result = self
-            .with_retries("PutObject", || {
-                let mut req = self
-                    .client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .set_if_none_match((!replace).then(|| "*".to_string()))
-                    .checksum_sha256(&checksum)
-                    .content_type(file.content_type)
-                    .set_content_encoding(file.content_encoding.map(str::to_string))
-                    .body(ByteStream::from(body.clone()));
-                if let Some(kms) = &self.options.kms_key_id {
-                    req = req
-                        .server_side_encryption(ServerSideEncryption::AwsKms)
-                        .ssekms_key_id(kms);
+        self.with_retries("PutObject", || {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .checksum_sha256(&checksum)
+                .content_type(file.content_type)
+                .set_content_encoding(file.content_encoding.map(str::to_string))
+                .body(ByteStream::from(body.clone()));
+            req = match condition {
+                Some(Expect::Absent) => req.if_none_match("*"),
+                Some(Expect::Tag(etag)) => req.if_match(etag),
+                None => req,
+            };
+            if let Some(kms) = &self.options.kms_key_id {
+                req = req
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(kms);
+            }
+            async move {
+                match req.send().await {
+                    Ok(_) => Ok(PutOutcome::Written),
+                    Err(e) => Err(attempt_error(e)),
                 }
-                async move {
-                    match req.send().await {
-                        Ok(_) => Ok(PutOutcome::Written),
-                        Err(e) => Err(attempt_error(e)),
-                    }
-                }
-            })
-            .await;
-        already_present_is_done(result)
+            }
+        })
+        .await
     }
 }
 
@@ -254,7 +258,7 @@ impl ObjectSink for S3Sink {
         let result = if file.body.len() >= self.options.multipart_threshold {
             self.put_multipart(&key, file).await
         } else {
-            self.put_single(&key, file, false).await
+            already_present_is_done(self.put_single(&key, file, Some(&Expect::Absent)).await)
         };
         result.map_err(|e| SinkError {
             location: self.location(&file.key),
@@ -263,13 +267,40 @@ impl ObjectSink for S3Sink {
     }
 
     async fn replace(&self, file: &EncodedFile) -> Result<(), SinkError> {
-        self.put_single(&self.full_key(&file.key), file, true)
+        self.put_single(&self.full_key(&file.key), file, None)
             .await
             .map(|_| ())
             .map_err(|e| SinkError {
                 location: self.location(&file.key),
                 message: e.message,
             })
+    }
+
+    async fn publish(&self, file: &EncodedFile, expect: &Expect) -> Result<Published, SinkError> {
+        let result = self
+            .put_single(&self.full_key(&file.key), file, Some(expect))
+            .await;
+        match result {
+            Ok(_) => Ok(Published::Stored),
+            // 412: the ETag differs or an object appeared; 409: a concurrent write of
+            // the same key; 404 (If-Match on S3): the object was deleted.
+            Err(e)
+                if e.already_present
+                    || ["ConditionalRequestConflict", "NoSuchKey", "NotFound"]
+                        .iter()
+                        .any(|code| e.message.contains(code)) =>
+            {
+                Ok(Published::Conflict(format!(
+                    "{} changed since it was read: {}",
+                    self.location(&file.key),
+                    e.message
+                )))
+            }
+            Err(e) => Err(SinkError {
+                location: self.location(&file.key),
+                message: e.message,
+            }),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), SinkError> {
@@ -393,6 +424,51 @@ mod server_tests {
             PutOutcome::AlreadyPresent
         );
         assert!(get(&sink, key).await.0 == data);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs s3s-fs: run by scripts/test.d/30-s3-lambda.sh"]
+    async fn publishing_is_a_compare_and_swap_on_the_etag() {
+        let sink = sink(S3Options::default()).await;
+        let key = "m/year=2026/month=01/day=01/manifest.json";
+        let etag = || async {
+            sink.client
+                .head_object()
+                .bucket(BUCKET)
+                .key(format!("sink/{key}"))
+                .send()
+                .await
+                .unwrap()
+                .e_tag()
+                .unwrap()
+                .to_string()
+        };
+        let first = file(key, b"{\"v\":1}".to_vec());
+        assert_eq!(
+            sink.publish(&first, &Expect::Absent).await.unwrap(),
+            Published::Stored
+        );
+        // A second writer that saw no manifest loses.
+        let second = file(key, b"{\"v\":2}".to_vec());
+        assert!(matches!(
+            sink.publish(&second, &Expect::Absent).await.unwrap(),
+            Published::Conflict(_)
+        ));
+        let seen = etag().await;
+        // A writer that read the first manifest wins once; the next one with the same
+        // (now stale) ETag loses.
+        assert_eq!(
+            sink.publish(&second, &Expect::Tag(seen.clone()))
+                .await
+                .unwrap(),
+            Published::Stored
+        );
+        let third = file(key, b"{\"v\":3}".to_vec());
+        assert!(matches!(
+            sink.publish(&third, &Expect::Tag(seen)).await.unwrap(),
+            Published::Conflict(_)
+        ));
+        assert_eq!(get(&sink, key).await.0, b"{\"v\":2}");
     }
 
     #[tokio::test]

@@ -5,8 +5,9 @@ in both formats. For each, the raw, compacted and manifests tables and the view 
 from `ddb-archiver schema ddl --layer ...`, in Spark (Hive support) and in DuckDB (over the
 same files, the view's SQL translated by sqlglot). The view must give the answers computed
 here from the input before compaction, while a day's compacted files are written but not
-its manifest, after compaction, and after a late arrival and recompaction with the old
-version's files still in place. `schema compact-sql` compacts the days in Spark, and its
+its manifest, after compaction, after a late arrival and recompaction with the old
+version's files kept for the grace period, and after the grace period. Some changes are
+delivered twice as Kinesis Data Streams may: another sequence number, a later time. `schema compact-sql` compacts the days in Spark, and its
 view gives the same answers.
 
 Spark has neither the OpenX nor the Hive JSON SerDe, so the JSON tables (raw `jsonl.gz`,
@@ -37,7 +38,7 @@ QUERIES = ROOT / "schemas" / "queries"
 FORMATS = ["parquet", "jsonl.gz"]
 RAW_LOC = "s3://bucket/archive/invoices/"
 COMPACTED_LOC = "s3://bucket/compacted/invoices/"
-MANIFESTS_LOC = "s3://bucket/compacted/_manifests/invoices/"
+MANIFESTS_LOC = "s3://bucket/compacted/ddb-archiver-manifests/invoices/"
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
 AS_OF = ["2026-03-02 18:30:00", "2026-03-04 00:00:00"]
 START = int(dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp())
@@ -80,7 +81,16 @@ def data():
         records.append(change(i, t, state))
     on_time, late = records[:240], records[240:]
     # Day 2's late changes keep each item's order: none of them precedes a later change.
-    return {"on_time": on_time, "late": late, "twice": on_time[60:130]}
+    # Kinesis Data Streams may deliver a change twice under another sequence number: the
+    # copies come later, with a longer sequence number and a later time, other changes
+    # between them; the view keeps the earliest copy.
+    kinesis = []
+    for r in on_time[10:20] + on_time[100:110]:
+        c = json.loads(json.dumps(r))
+        c["dynamodb"]["SequenceNumber"] = str(10**21 + int(r["dynamodb"]["SequenceNumber"]))
+        c["dynamodb"]["ApproximateCreationDateTime"] += 60
+        kinesis.append(c)
+    return {"on_time": on_time, "late": late, "twice": on_time[60:130], "kinesis": kinesis}
 
 
 def archive(dest, fmt, records, tmp, name):
@@ -176,7 +186,7 @@ def spark_tables(spark, db, fmt, raw, compacted, extra=()):
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {db}")
     spark.sql(f"USE {db}")
     raw_url, c_url = f"file://{raw}/invoices/", f"file://{compacted}/invoices/"
-    m_url = f"file://{compacted}/_manifests/invoices/"
+    m_url = f"file://{compacted}/ddb-archiver-manifests/invoices/"
     text = ddl(fmt, "raw", RAW_LOC, *extra).replace(RAW_LOC, raw_url)
     spark.sql(text.rstrip().rstrip(";") if fmt == "parquet" else spark_json_table(text, raw_url))
     text = ddl(fmt, "compacted", COMPACTED_LOC, *extra).replace(COMPACTED_LOC, c_url)
@@ -236,8 +246,8 @@ def duck_view(fmt, raw, compacted):
         c.execute("CREATE VIEW invoices_compacted AS SELECT *, NULL::VARCHAR AS compaction_version "
                   "FROM invoices WHERE false")
     text = ddl(fmt, "manifests", MANIFESTS_LOC)
-    if list(compacted.glob("_manifests/invoices/*/*/*/manifest.json")):
-        glob = f"{compacted}/_manifests/invoices/*/*/*/manifest.json"
+    if list(compacted.glob("ddb-archiver-manifests/invoices/*/*/*/manifest.json")):
+        glob = f"{compacted}/ddb-archiver-manifests/invoices/*/*/*/manifest.json"
         c.execute(f"CREATE VIEW invoices_manifests AS SELECT * FROM {duck_json(glob, text)}")
     else:
         c.execute("CREATE TABLE invoices_manifests (version VARCHAR, \"rows\" BIGINT, "
@@ -257,16 +267,17 @@ def duck_rows(c):
 
 def manifest_path(compacted, day):
     y, m, d = day.split("-")
-    return compacted / "_manifests" / "invoices" / f"year={y}" / f"month={m}" / f"day={d}" / "manifest.json"
+    return compacted / "ddb-archiver-manifests" / "invoices" / f"year={y}" / f"month={m}" / f"day={d}" / "manifest.json"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_view_shows_every_change_once_at_any_moment(spark, data, tmp_path, fmt):
     raw, compacted = tmp_path / "raw", tmp_path / "compacted"
     (compacted / "invoices").mkdir(parents=True)
-    (compacted / "_manifests" / "invoices").mkdir(parents=True)
+    (compacted / "ddb-archiver-manifests" / "invoices").mkdir(parents=True)
     archive(raw, fmt, data["on_time"], tmp_path, "on-time")
     archive(raw, fmt, data["twice"], tmp_path, "twice")
+    archive(raw, fmt, data["kinesis"], tmp_path, "kinesis")
     db = "pq" if fmt == "parquet" else "js"
     spark_tables(spark, db, fmt, raw, compacted)
 
@@ -296,7 +307,7 @@ def test_view_shows_every_change_once_at_any_moment(spark, data, tmp_path, fmt):
     check("before compaction", records)
     spark_refresh(spark, db)
     raw_rows = spark_rows(spark, db)("SELECT count(*) FROM invoices")[0][0]
-    assert raw_rows == len(records) + len(data["twice"])
+    assert raw_rows == len(records) + len(data["twice"]) + len(data["kinesis"])
 
     # During: day 2's compacted files are written, its manifest not yet.
     summary = compact(raw, compacted)
@@ -321,17 +332,26 @@ def test_view_shows_every_change_once_at_any_moment(spark, data, tmp_path, fmt):
     summary = compact(raw, compacted)
     statuses = {d["date"]: d["status"] for d in summary["days"]}
     assert statuses == {DAYS[0]: "unchanged", DAYS[1]: "compacted", DAYS[2]: "unchanged"}
+    # The old version's files stay for the grace period, beside the new ones.
     for p, b in old.items():
-        assert not p.exists()
-        p.write_bytes(b)
-    check("after recompaction", records + data["late"], in_spark=True)
+        assert p.read_bytes() == b, p
+    check("after recompaction, in the grace period", records + data["late"], in_spark=True)
+    # After it, a run deletes them, and only them.
+    res = run("compact", "--source", raw, "--dest", compacted, "--table", "invoices",
+              "--schemas", ROOT / "schemas", "--grace-period-hours", "0", "--json")
+    summary = json.loads(res.stdout)
+    assert {d["date"]: d["superseded_deleted"] for d in summary["days"]} == \
+        {DAYS[0]: 0, DAYS[1]: len(old), DAYS[2]: 0}, summary
+    for p in old:
+        assert not p.exists(), p
+    check("after the grace period", records + data["late"], in_spark=True)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_compaction_on_athena_sql_path(spark, data, tmp_path, fmt):
     raw, compacted = tmp_path / "raw", tmp_path / "compacted"
     (compacted / "invoices").mkdir(parents=True)
-    (compacted / "_manifests" / "invoices").mkdir(parents=True)
+    (compacted / "ddb-archiver-manifests" / "invoices").mkdir(parents=True)
     records = data["on_time"] + data["late"]
     archive(raw, fmt, records, tmp_path, "all")
     archive(raw, fmt, data["twice"], tmp_path, "twice")

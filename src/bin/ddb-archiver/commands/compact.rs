@@ -38,6 +38,12 @@ pub struct CompactArgs {
     #[arg(long, value_name = "BYTES", default_value_t = ddb_archiver::compact::DEFAULT_MEMORY_BUDGET)]
     memory_budget: usize,
 
+    /// Hours the files of a superseded version (or of a version no manifest names,
+    /// left by a failed run) stay before a later run deletes them, for queries that
+    /// planned on them.
+    #[arg(long, value_name = "HOURS", default_value_t = ddb_archiver::compact::DEFAULT_GRACE_PERIOD.as_secs() / 3600)]
+    grace_period_hours: u64,
+
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -66,6 +72,7 @@ pub async fn run(args: CompactArgs) -> anyhow::Result<ExitCode> {
         schemas: load_schemas(args.schemas.as_deref())?.unwrap_or_default(),
         max_file_bytes: args.max_file_bytes,
         memory_budget: args.memory_budget,
+        grace_period: std::time::Duration::from_secs(args.grace_period_hours.saturating_mul(3600)),
         ..CompactOptions::default()
     };
     let raw = source::open_location(&source_location).await;

@@ -19,7 +19,7 @@ pub struct TableArgs {
     #[arg(long, value_name = "NAME")]
     table: Option<String>,
     /// Where the layer's files are: the archive's `s3://bucket/prefix/<table>/` (raw),
-    /// the compacted layer's `s3://…/<table>/` (compacted) or `s3://…/_manifests/<table>/`
+    /// the compacted layer's `s3://…/<table>/` (compacted) or `s3://…/ddb-archiver-manifests/<table>/`
     /// (manifests). Not used by the view.
     #[arg(long, value_name = "S3_URL")]
     location: Option<String>,
