@@ -112,7 +112,7 @@ export const DEFAULTS = {
   compactLookbackDays: 7,
   compactSettleHours: 26,
   compactAlarmAfterHours: 74,
-  compactMaxFileBytes: 1073741824,
+  compactMaxFileBytes: 268435456,
   maintenanceMemorySize: 3008,
 } as const;
 

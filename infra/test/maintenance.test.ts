@@ -146,7 +146,7 @@ describe('maintenance function', () => {
       COMPACT_LOOKBACK_DAYS: '7',
       COMPACT_SETTLE_HOURS: '26',
       COMPACT_ALARM_AFTER_HOURS: '74',
-      COMPACT_MAX_FILE_BYTES: '1073741824',
+      COMPACT_MAX_FILE_BYTES: '268435456',
       RUST_LOG: 'info',
     });
     const custom = maintenanceFunction(
@@ -155,7 +155,7 @@ describe('maintenance function', () => {
         compactLookbackDays: '3',
         compactSettleHours: '30',
         compactAlarmAfterHours: '60',
-        compactMaxFileBytes: '268435456',
+        compactMaxFileBytes: '536870912',
         rustLog: 'debug',
       }),
     ).Environment.Variables;
@@ -163,7 +163,7 @@ describe('maintenance function', () => {
     assert.equal(custom.COMPACT_LOOKBACK_DAYS, '3');
     assert.equal(custom.COMPACT_SETTLE_HOURS, '30');
     assert.equal(custom.COMPACT_ALARM_AFTER_HOURS, '60');
-    assert.equal(custom.COMPACT_MAX_FILE_BYTES, '268435456');
+    assert.equal(custom.COMPACT_MAX_FILE_BYTES, '536870912');
     assert.equal(custom.RUST_LOG, 'debug');
   });
 
@@ -393,7 +393,7 @@ describe('maintenance configuration', () => {
     assert.equal(c.compactLookbackDays, 7);
     assert.equal(c.compactSettleHours, 26);
     assert.equal(c.compactAlarmAfterHours, 74);
-    assert.equal(c.compactMaxFileBytes, 1073741824);
+    assert.equal(c.compactMaxFileBytes, 268435456);
     assert.equal(c.maintenanceMemorySize, 3008);
     assert.equal(c.compactedExpiryDays, 7 * 366 - 9);
     assert.equal(latestCompactedExpiryDays(7, 7), c.compactedExpiryDays);

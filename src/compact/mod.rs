@@ -503,7 +503,7 @@ impl Compactor<'_> {
         body.push(b'\n');
         let file = EncodedFile {
             key: key.to_string(),
-            body,
+            body: body.into(),
             content_type: "application/json",
             content_encoding: None,
             records: 0,
@@ -670,7 +670,7 @@ impl Compactor<'_> {
         };
         let encoded = EncodedFile {
             key,
-            body: file.body,
+            body: file.body.into(),
             content_type: Format::Parquet.content_type(),
             content_encoding: None,
             records: usize::try_from(file.rows).unwrap_or(usize::MAX),

@@ -54,7 +54,7 @@ pub struct EncodedFile {
     /// `orders/year=2026/month=01/day=01/<first>-<last>-<digest>.parquet`.
     pub key: String,
     /// The object's bytes.
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     /// `Content-Type` to store.
     pub content_type: &'static str,
     /// `Content-Encoding` to store, if any.
@@ -94,7 +94,7 @@ pub fn encode_batch(
     .key();
     Ok(EncodedFile {
         key,
-        body,
+        body: body.into(),
         content_type: format.content_type(),
         content_encoding: format.content_encoding(),
         records: batch.records.len(),
@@ -114,7 +114,7 @@ pub fn rejected_file(
             digest: hex_digest(Sha256::digest(lines).as_slice()),
         }
         .key(),
-        body: jsonl::gzip(lines)?,
+        body: jsonl::gzip(lines)?.into(),
         content_type: Format::JsonlGz.content_type(),
         content_encoding: Format::JsonlGz.content_encoding(),
         records,

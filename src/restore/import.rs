@@ -126,7 +126,7 @@ impl<'s> ImportWriter<'s> {
             })?;
         let file = EncodedFile {
             key: key.clone(),
-            body,
+            body: body.into(),
             content_type: "application/json",
             content_encoding: None,
             records: self.items_in_file,

@@ -183,13 +183,13 @@ mod tests {
         let sink = LocalDirSink::new(dir.path());
         let mut f = EncodedFile {
             key: "t/a/b.json.gz".into(),
-            body: b"one".to_vec(),
+            body: b"one".to_vec().into(),
             content_type: "x",
             content_encoding: None,
             records: 1,
         };
         assert_eq!(sink.put(&f).await.unwrap(), PutOutcome::Written);
-        f.body = b"two".to_vec();
+        f.body = b"two".to_vec().into();
         assert_eq!(sink.put(&f).await.unwrap(), PutOutcome::AlreadyPresent);
         assert_eq!(
             std::fs::read(dir.path().join("t/a/b.json.gz")).unwrap(),

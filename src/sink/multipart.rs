@@ -73,7 +73,7 @@ impl S3Sink {
         file: &EncodedFile,
         upload_id: &str,
     ) -> Result<PutOutcome, AttemptError> {
-        let body = bytes::Bytes::from(file.body.clone());
+        let body = file.body.clone();
         let part_size = self.options.part_size.max(1);
         let mut parts = Vec::new();
         for (i, start) in (0..body.len()).step_by(part_size).enumerate() {

@@ -219,7 +219,7 @@ impl S3Sink {
         condition: Option<&Expect>,
     ) -> Result<PutOutcome, AttemptError> {
         let checksum = sha256_b64(&file.body);
-        let body = bytes::Bytes::from(file.body.clone());
+        let body = file.body.clone();
         self.with_retries("PutObject", || {
             let mut req = self
                 .client
@@ -355,7 +355,7 @@ mod server_tests {
     fn file(key: &str, body: Vec<u8>) -> EncodedFile {
         EncodedFile {
             key: key.to_string(),
-            body,
+            body: body.into(),
             content_type: "application/x-ndjson",
             content_encoding: Some("gzip"),
             records: 1,
