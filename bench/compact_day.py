@@ -14,10 +14,19 @@ must be the number of distinct changes generated.
   bench/compact_day.py [--bin target/release/ddb-archiver] [--raw-bytes 1073741824]
   bench/compact_day.py --smoke      # a few MB, one run: checks, does not time
   bench/compact_day.py --raw DIR    # generate the raw day into DIR once, reuse it after
+  bench/compact_day.py --s3         # compact into a local S3 server (s3s-fs on PATH)
+
+Compaction runs with the deployed settings (`--max-file-bytes`, `--memory-budget`: the
+CDK app's defaults). Its peak RSS is checked against the memory bound stated in
+docs/performance.md, `MEMORY_BOUND(budget, max_file_bytes, runs)` below (the smoke run
+fails when it is exceeded), and against the targets: under 1,500 MB resident and at most
+1.5 bytes of temporary files per byte of raw Parquet.
 """
 
 import argparse
 import base64
+import socket
+import time
 import json
 import os
 import random
@@ -112,6 +121,44 @@ print(con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0])
 """
 
 
+MIB = 1 << 20
+
+
+def memory_bound(budget, max_file_bytes, spilled_runs):
+    """Peak resident memory of `compact`, bytes: the sort budget, two compacted files
+    (one built while the one before is stored), one batch per spilled run while merging
+    (about 1 MiB, decompressed), and a fixed part for the program, its threads' Arrow
+    batches, fetched sources and the upload's parts (measured: see performance.md)."""
+    return budget + 2 * max_file_bytes + spilled_runs * MIB + 160 * MIB
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_s3(work):
+    """s3s-fs on a free loopback port with a bucket `bench`; (process, env for the CLI)."""
+    root = os.path.join(work, "s3")
+    os.makedirs(os.path.join(root, "bench"))
+    port = free_port()
+    proc = subprocess.Popen(["s3s-fs", "--host", "127.0.0.1", "--port", str(port),
+                             "--access-key", "bench", "--secret-key", "bench-secret-0123456789", root],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        with socket.socket() as c:
+            if c.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    env = dict(os.environ, AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="bench",
+               AWS_SECRET_ACCESS_KEY="bench-secret-0123456789", AWS_REGION="us-east-1",
+               AWS_EC2_METADATA_DISABLED="true")
+    return proc, env, root
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(HERE), "target", "release", "ddb-archiver"))
@@ -120,9 +167,13 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--runs", type=int, default=3, help="alternating runs of each; medians are reported")
     ap.add_argument("--raw", help="keep the generated raw day here and reuse it on later runs")
+    ap.add_argument("--s3", action="store_true", help="compact into a local S3 server (s3s-fs)")
+    ap.add_argument("--max-file-bytes", type=int, default=256 * MIB, help="as deployed (compactMaxFileBytes)")
+    ap.add_argument("--memory-budget", type=int, default=64 * MIB, help="as deployed")
     args = ap.parse_args()
     target = 2 << 20 if args.smoke else args.raw_bytes
     work = tempfile.mkdtemp(prefix="ddb-compact-bench-")
+    s3 = None
     try:
         raw = args.raw or os.path.join(work, "raw")
         count = os.path.join(raw, "distinct-changes.txt")
@@ -137,16 +188,29 @@ def main():
         files = sum(sum(n.endswith(".parquet") for n in f) for _, _, f in os.walk(raw))
         print(f"raw day: {size / 1e6:.0f} MB of Parquet in {files} files, {distinct} distinct changes")
 
+        env = None
+        if args.s3:
+            s3, env, s3_root = start_s3(work)
+
         def ours_once():
-            out = os.path.join(work, "compacted")
+            if args.s3:
+                out = os.path.join(s3_root, "bench", "compacted")
+                dest = "s3://bench/compacted/"
+            else:
+                out = dest = os.path.join(work, "compacted")
             shutil.rmtree(out, ignore_errors=True)
-            summary, wall, cpu, rss = run_process([args.bin, "compact", "--source", raw, "--dest", out, "--json"])
+            summary, wall, cpu, rss = run_process(
+                [args.bin, "compact", "--source", raw, "--dest", dest, "--json",
+                 "--max-file-bytes", str(args.max_file_bytes), "--memory-budget", str(args.memory_budget)],
+                env=env)
             days = json.loads(summary)["days"]
             rows = sum(d["rows"] for d in days)
             if rows != distinct:
                 sys.exit(f"compact wrote {rows} rows, expected {distinct}")
             spilled.append(sum(d["spilled_bytes"] for d in days))
-            compacted.append(raw_bytes(out))
+            runs_spilled.append(sum(d["spilled_runs"] for d in days))
+            compacted.append(sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out)
+                                 for f in fs if f.endswith(".parquet")))
             return wall, cpu, rss
 
         def duck_once():
@@ -158,7 +222,7 @@ def main():
                 sys.exit(f"DuckDB wrote {counted.split()[-1]} rows, expected {distinct}")
             return wall, cpu, rss
 
-        spilled, compacted = [], []
+        spilled, compacted, runs_spilled = [], [], []
 
         # Alternating runs, so both see the same state of the machine; medians.
         runs = {"ours": [], "duck": []}
@@ -175,7 +239,15 @@ def main():
 
         ours, duck = summary_of(runs["ours"]), summary_of(runs["duck"])
 
+        bound = memory_bound(args.memory_budget, args.max_file_bytes, max(runs_spilled))
+        peak = max(r[2] for r in runs["ours"])
         result = {
+            "destination": "s3s-fs" if args.s3 else "directory",
+            "max_file_bytes": args.max_file_bytes,
+            "memory_budget": args.memory_budget,
+            "spilled_runs": max(runs_spilled),
+            "memory_bound_mib": bound / MIB,
+            "peak_rss_max_mib": peak / MIB,
             "raw_parquet_bytes": size,
             "raw_files": files,
             "distinct_changes": distinct,
@@ -198,10 +270,19 @@ def main():
             f"throughput ddb-archiver/DuckDB: {result['throughput_ratio']:.2f}x; "
             f"peak RSS ddb-archiver/DuckDB: {result['peak_rss_ratio']:.2f}"
         )
+        print(f"peak RSS {peak / MIB:.0f} MiB against the bound {bound / MIB:.0f} MiB "
+              f"(budget + 2 x file + {max(runs_spilled)} runs x 1 MiB + 160 MiB); "
+              f"targets: under 1,500 MB resident ({'met' if peak < 1500e6 else 'NOT met'}), "
+              f"temporary files at most 1.5x raw ({'met' if max(spilled) <= 1.5 * size else 'NOT met'})")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(result, f, indent=2)
+        if peak > bound:
+            sys.exit(f"peak RSS {peak / MIB:.0f} MiB is over the stated bound {bound / MIB:.0f} MiB")
     finally:
+        if s3 is not None:
+            s3.terminate()
+            s3.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 

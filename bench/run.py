@@ -35,15 +35,17 @@ FORMATS = ["parquet", "jsonl.gz"]
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`), for the peak RSS
 
 
-def run_process(cmd, stdout=subprocess.PIPE):
-    """Runs cmd; returns (stdout bytes, wall s, cpu s, peak RSS bytes).
+def run_process(cmd, stdout=subprocess.PIPE, env=None):
+    """Runs cmd (in `env`, or this process's environment); returns (stdout bytes, wall s,
+    cpu s, peak RSS bytes).
 
     The CPU time (user + system, all threads) comes from wait4. The peak RSS comes from
     GNU time, which forks while small: a child forked from this Python process would
     report the parent's pages as its own peak."""
     with tempfile.NamedTemporaryFile("r") as rss_file:
         start = time.perf_counter()
-        proc = subprocess.Popen([TIME, "-f", "%M", "-o", rss_file.name] + cmd, stdout=stdout, stderr=subprocess.PIPE)
+        proc = subprocess.Popen([TIME, "-f", "%M", "-o", rss_file.name] + cmd, stdout=stdout,
+                                stderr=subprocess.PIPE, env=env)
         out = proc.stdout.read() if stdout == subprocess.PIPE else b""
         err = proc.stderr.read()
         _, status, usage = os.wait4(proc.pid, 0)
