@@ -453,3 +453,80 @@ async fn resume_and_checkpoint_and_spill() {
     let err = run(dir.path(), &opts).await.unwrap_err();
     assert!(matches!(err.error, ReplayError::ResumeNotFound(_)), "{err}");
 }
+
+/// A copy of `g` as Kinesis Data Streams can deliver it again: the same event, its own
+/// sequence number and a time `later_ms` later.
+fn kinesis_copy(g: &Gen, seq: u128, later_ms: i64) -> Gen {
+    let time_ms = g.time_ms + later_ms;
+    let text = g
+        .text
+        .replace(
+            &format!(r#""ApproximateCreationDateTime":{},"#, g.time_ms / 1000),
+            &format!(r#""ApproximateCreationDateTime":{},"#, time_ms / 1000),
+        )
+        .replace(
+            &format!(r#""SequenceNumber":"{}""#, g.seq),
+            &format!(r#""SequenceNumber":"{seq}""#),
+        );
+    assert_ne!(text, g.text);
+    Gen {
+        time_ms,
+        seq,
+        text,
+        ..g.clone()
+    }
+}
+
+#[tokio::test]
+async fn copies_with_other_sequence_numbers_and_times_are_replayed_once() {
+    let gens = generate(11, 5);
+    // The third step's changes (2026-01-03T00:00) again, 19 hours later, after the
+    // fourth step's changes of the same items (18:00) and still on the same day, with
+    // higher sequence numbers; one more copy only a second later, among other items'
+    // changes.
+    let step2: Vec<&Gen> = gens.iter().filter(|g| g.event_id.ends_with("-2")).collect();
+    assert_eq!(step2.len(), 11);
+    let mut copies: Vec<Gen> = step2
+        .iter()
+        .enumerate()
+        .map(|(i, g)| kinesis_copy(g, 900_000_000_000_000_000_000 + i as u128, 68_400_000))
+        .collect();
+    copies.push(kinesis_copy(step2[0], 1_000, 1_000));
+    let dir = tempfile::tempdir().unwrap();
+    archive(dir.path(), Format::Parquet, &gens, 10).await;
+    archive(dir.path(), Format::JsonlGz, &copies, 4).await;
+    let want: Vec<String> = stream_order(gens.clone())
+        .into_iter()
+        .map(|g| g.event_id)
+        .collect();
+    for budget in [ddb_archiver::replay::DEFAULT_MEMORY_BUDGET, 2_000] {
+        let mut opts = options(Filter::default());
+        opts.memory_budget = budget;
+        let (lines, summary) = run(dir.path(), &opts).await.unwrap();
+        let got = records_of(&lines, 7);
+        assert_eq!(ids(&got), want, "budget {budget}");
+        // Each event as its earliest copy: the first sequence number.
+        for r in &got {
+            let id = r["eventID"].as_str().unwrap();
+            let g = gens.iter().find(|g| g.event_id == id).unwrap();
+            assert_eq!(r, &serde_json::from_str::<Value>(&g.text).unwrap(), "{id}");
+        }
+        assert_eq!(summary.duplicates_dropped, copies.len(), "budget {budget}");
+        assert_eq!(summary.records_read, gens.len() + copies.len());
+        if budget == 2_000 {
+            assert!(summary.spilled_runs > 3, "{}", summary.spilled_runs);
+        }
+    }
+    // From a time between the first copies and the late ones: the late copies are not
+    // changes of their own, so they are not replayed.
+    let from = t("2026-01-03T12:00:00Z");
+    let filter = Filter::new(Some(from), None, None, &[]).unwrap();
+    let (lines, summary) = run(dir.path(), &options(filter)).await.unwrap();
+    let want: Vec<String> = stream_order(gens.clone())
+        .into_iter()
+        .filter(|g| g.time_ms >= from.timestamp_millis())
+        .map(|g| g.event_id)
+        .collect();
+    assert_eq!(ids(&records_of(&lines, 7)), want);
+    assert_eq!(summary.duplicates_dropped, 11);
+}

@@ -2,8 +2,10 @@
 //!
 //! [`source`] lists and reads the `year=/month=/day=` partitions that overlap the time
 //! range; [`reader`] turns each file (Parquet or gzip JSON lines) into rows; [`filter`]
-//! selects them; [`order`] puts each day in stream order and drops duplicates within a
-//! memory budget; [`emit`] groups the records, exactly as archived, into
+//! selects them; [`order`] puts each day in stream order within a memory budget and
+//! keeps one copy of each event wherever its copies sort ([`FirstCopies`]: every row of
+//! the day is noted, so a copy whose first copy is before `--from` is dropped too);
+//! [`emit`] groups the records, exactly as archived, into
 //! `{"Records":[...]}` events; the events are written one per line or sent to a Lambda
 //! function by [`invoke`]. [`replay()`] drives it, one day at a time.
 //!
@@ -24,7 +26,7 @@ use serde::Serialize;
 
 use crate::archive::emit::Batcher;
 use crate::archive::filter::{Filter, FilterError};
-use crate::archive::order::{Change, OrderError, Sorter};
+use crate::archive::order::{origin, Change, FirstCopies, OrderError};
 use crate::archive::reader::{read_rows, CorruptFile, Projection};
 use crate::archive::source::{ArchiveSource, SourceError};
 use crate::model::key::{partition_day, partition_path, table_prefix};
@@ -144,7 +146,8 @@ pub struct ReplaySummary {
     pub records_read: usize,
     /// Rows the filters selected (duplicates included).
     pub records_selected: usize,
-    /// Copies of an event dropped because the event was already replayed.
+    /// Selected copies of an event dropped: the event is replayed once, as its earliest
+    /// copy of the day.
     pub duplicates_dropped: usize,
     /// Changes skipped up to and including the resume point.
     pub skipped_before_resume: usize,
@@ -291,9 +294,9 @@ impl Run<'_, '_> {
         &mut self,
         source: &dyn ArchiveSource,
         keys: &[String],
-    ) -> Result<Sorter<Change>, ReplayError> {
-        let mut sorter = Sorter::new(self.opts.memory_budget);
-        for key in keys {
+    ) -> Result<FirstCopies, ReplayError> {
+        let mut sorter = FirstCopies::new(self.opts.memory_budget);
+        for (file, key) in keys.iter().enumerate() {
             let Some(format) = Format::of_key(key) else {
                 self.summary.other_files.push(source.location(key));
                 continue;
@@ -315,7 +318,9 @@ impl Run<'_, '_> {
             self.summary.files += 1;
             self.summary.records_read += rows.len();
             self.progress.inc(rows.len() as u64);
-            for row in rows {
+            for (i, row) in rows.into_iter().enumerate() {
+                let origin = origin(file, i);
+                sorter.note(&row, origin)?;
                 if self.opts.filter.matches(&row) {
                     self.summary.records_selected += 1;
                     let record = crate::archive::emit::stream_record(
@@ -324,13 +329,16 @@ impl Run<'_, '_> {
                         row.time_ms,
                         &row.keys,
                     );
-                    sorter.push(Change {
-                        group: String::new(),
-                        time_ms: row.time_ms,
-                        sequence_number: row.sequence_number,
-                        event_id: row.event_id,
-                        record,
-                    })?;
+                    sorter.push(
+                        Change {
+                            group: String::new(),
+                            time_ms: row.time_ms,
+                            sequence_number: row.sequence_number,
+                            event_id: row.event_id,
+                            record,
+                        },
+                        origin,
+                    )?;
                 }
             }
             self.show();
@@ -345,7 +353,7 @@ impl Run<'_, '_> {
         ));
     }
 
-    async fn emit_day(&mut self, sorter: Sorter<Change>) -> Result<(), ReplayError> {
+    async fn emit_day(&mut self, sorter: FirstCopies) -> Result<(), ReplayError> {
         self.summary.spilled_runs += sorter.spilled_runs();
         let mut sorted = sorter.into_sorted()?;
         for change in sorted.by_ref() {

@@ -2,12 +2,16 @@
 //! written.
 //!
 //! Every change at or before T (of one item with `--key`) goes into the archive's
-//! [`Sorter`] with its item's canonical key as the group, so each item's history comes
-//! out together, in stream order, without duplicates. Streaming through it keeps only
-//! the current item's last change: a REMOVE leaves the item absent, an INSERT or MODIFY
-//! gives its `NewImage` text, exactly as archived (whitespace removed), one line in a
-//! temporary file. Memory holds the sorter's budget and one item's last change, never a
-//! map of all keys. Archives that cannot give the state stop the computation with the
+//! [`FirstCopies`] sorter with its item's canonical key as the group, so each item's
+//! history comes out together, in stream order, each event once: of its copies, the
+//! earliest in stream order, wherever the others sort (a Kinesis duplicate has its own
+//! sequence number and may have its own time, with other changes of the item between
+//! the copies). Streaming through it keeps only the current item's last change: a
+//! REMOVE leaves the item absent, an INSERT or MODIFY gives its `NewImage` text, exactly
+//! as archived (whitespace removed), one line in a temporary file. Memory holds the
+//! sorter's budget (which includes the notes that choose among copies, spilled past
+//! their share like the changes), 8 bytes per displaced copy, and one item's last
+//! change, never a map of all keys. Archives that cannot give the state stop the computation with the
 //! reason: a `KEYS_ONLY` or `OLD_IMAGE` stream, or a latest change without its
 //! `NewImage`.
 
@@ -21,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::item::{to_item, KeyShape};
 use super::{RestoreError, RestoreSummary};
 use crate::archive::filter::Filter;
-use crate::archive::order::{Change, Sorter};
+use crate::archive::order::{origin, Change, FirstCopies};
 use crate::archive::reader::{rows, Column, Projection};
 use crate::archive::source::ArchiveSource;
 use crate::model::hex::hex;
@@ -141,15 +145,20 @@ async fn files_up_to(
     Ok(keys)
 }
 
-/// Reads the changes at or before T into a sorter grouped by item key.
+/// Reads the changes at or before T into a sorter grouped by item key. Copies of one
+/// event carry the same keys, so every copy of a selected change is selected too.
 async fn read_changes(
     source: &dyn ArchiveSource,
     input: &StateInput<'_>,
     summary: &mut RestoreSummary,
     progress: &indicatif::ProgressBar,
-) -> Result<Sorter<Change>, RestoreError> {
-    let mut sorter = Sorter::new(input.memory_budget);
-    for key in files_up_to(source, input, summary).await? {
+) -> Result<FirstCopies, RestoreError> {
+    let mut sorter = FirstCopies::new(input.memory_budget);
+    for (file, key) in files_up_to(source, input, summary)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
         let Some(format) = Format::of_key(&key) else {
             summary.other_files.push(source.location(&key));
             continue;
@@ -157,8 +166,9 @@ async fn read_changes(
         let location = source.location(&key);
         let bytes = source.get(&key).await?;
         summary.files += 1;
-        for row in rows(format, bytes, &location, PROJECTION)? {
+        for (i, row) in rows(format, bytes, &location, PROJECTION)?.enumerate() {
             let row = row?;
+            let origin = origin(file, i);
             summary.changes_read += 1;
             progress.inc(1);
             if row.time_ms > input.as_of_ms || input.key.is_some_and(|f| !f.matches(&row)) {
@@ -182,13 +192,17 @@ async fn read_changes(
                 })
             })?;
             summary.changes_selected += 1;
-            sorter.push(Change {
-                group,
-                time_ms: row.time_ms,
-                sequence_number: row.sequence_number,
-                event_id: row.event_id,
-                record: row.record,
-            })?;
+            sorter.note(&row, origin)?;
+            sorter.push(
+                Change {
+                    group,
+                    time_ms: row.time_ms,
+                    sequence_number: row.sequence_number,
+                    event_id: row.event_id,
+                    record: row.record,
+                },
+                origin,
+            )?;
         }
         progress.set_message(format!("{} files read", summary.files));
     }

@@ -521,3 +521,92 @@ async fn rejected_records_of_the_table_are_refused_unless_allowed() {
         assert!(summary.render_text().contains("rejected records"));
     }
 }
+
+/// A copy of `g` as Kinesis Data Streams can deliver it again: the same event, its own
+/// (higher) sequence number and a later time.
+fn kinesis_copy(g: &Gen, seq: u128, later_ms: i64) -> Gen {
+    let time_ms = g.time_ms + later_ms;
+    let old_time = format!(
+        r#""ApproximateCreationDateTime":{}.{:03},"#,
+        g.time_ms / 1000,
+        g.time_ms % 1000
+    );
+    let new_time = format!(
+        r#""ApproximateCreationDateTime":{}.{:03},"#,
+        time_ms / 1000,
+        time_ms % 1000
+    );
+    let start = g.text.find(r#""SequenceNumber":""#).unwrap() + r#""SequenceNumber":""#.len();
+    let end = start + g.text[start..].find('"').unwrap();
+    let text = format!("{}{seq}{}", &g.text[..start], &g.text[end..]).replace(&old_time, &new_time);
+    assert_ne!(text, g.text);
+    Gen {
+        time_ms,
+        text,
+        ..g.clone()
+    }
+}
+
+#[tokio::test]
+async fn copies_with_other_sequence_numbers_and_times_are_dropped_wherever_they_sort() {
+    let records = generate(12, 300, "NEW_AND_OLD_IMAGES");
+    // Every fifth change again, five hours later (about 20 changes between the copies),
+    // with a higher sequence number.
+    let copies: Vec<Gen> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 == 0)
+        .map(|(i, g)| kinesis_copy(g, 500_000_000_000_000_000_000 + i as u128, 18_000_000))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    archive(dir.path(), Format::Parquet, &records).await;
+    archive(dir.path(), Format::JsonlGz, &copies).await;
+    let last = records.last().unwrap().time_ms;
+    let mut copies_as_changes = records.clone();
+    copies_as_changes.extend(copies.iter().cloned());
+    copies_as_changes.sort_by_key(|g| g.time_ms);
+    for as_of in [records[150].time_ms, last, last + 20_000_000] {
+        let want = expected(&records, as_of);
+        assert_ne!(
+            expected(&copies_as_changes, as_of),
+            want,
+            "the copies would change the state"
+        );
+        for budget in [usize::MAX, 4_000] {
+            let (got, summary) = compute(dir.path(), as_of, None, budget).await.unwrap();
+            assert_eq!(got, want, "T={as_of} budget={budget}");
+            let dups = copies.iter().filter(|g| g.time_ms <= as_of).count();
+            assert_eq!(
+                summary.duplicates_dropped, dups,
+                "T={as_of} budget={budget}"
+            );
+            if budget == 4_000 {
+                assert!(summary.spilled_runs > 2, "{}", summary.spilled_runs);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_late_copy_of_an_insert_does_not_undo_the_modify_after_it() {
+    // INSERT v1 (event A, sequence 1), MODIFY v2 (event B, sequence 2), then a copy of A
+    // with sequence 3: the state is v2.
+    let records: Vec<Gen> = generate(1, 8, "NEW_IMAGE")
+        .into_iter()
+        .filter(|g| g.name != "REMOVE")
+        .take(2)
+        .collect();
+    assert_eq!((records[0].name, records[1].name), ("INSERT", "MODIFY"));
+    let copy = kinesis_copy(&records[0], 900_000_000_000_000_000_000, 3_600_000);
+    let dir = tempfile::tempdir().unwrap();
+    archive(dir.path(), Format::JsonlGz, &records).await;
+    archive(dir.path(), Format::JsonlGz, std::slice::from_ref(&copy)).await;
+    for budget in [usize::MAX, 1] {
+        let (got, summary) = compute(dir.path(), copy.time_ms, None, budget)
+            .await
+            .unwrap();
+        assert_eq!(got, expected(&records, copy.time_ms), "budget {budget}");
+        assert_eq!(got.values().next(), records[1].image.as_ref());
+        assert_eq!(summary.duplicates_dropped, 1);
+    }
+}
