@@ -253,17 +253,20 @@ impl VerifyReport {
         s.checked.raw + s.checked.rejected + s.checked.compacted + s.checked.manifest
     }
 
-    /// One CloudWatch EMF line with `VerifiedObjects` and `VerifyBadObjects`, dimension
-    /// `FunctionName`.
+    /// One CloudWatch EMF line with `VerifiedObjects`, `VerifyBadObjects` and
+    /// `CompactedDaysBehindRaw` (compacted days whose raw day holds objects they do not
+    /// list), dimension `FunctionName`.
     pub fn emf(&self, function_name: &str, now_ms: i64) -> String {
         let objects = Self::objects(&self.raw) + Self::objects(&self.compacted);
         let bad = (self.raw.bad.len() + self.compacted.bad.len()) as u64;
+        let behind = self.compacted.behind_raw.len() as u64;
         crate::lambda::emf_document(
             function_name,
             now_ms,
             &[
                 ("VerifiedObjects", "Count", objects),
                 ("VerifyBadObjects", "Count", bad),
+                ("CompactedDaysBehindRaw", "Count", behind),
             ],
         )
     }
@@ -362,9 +365,14 @@ impl Maintenance {
         };
         let progress = indicatif::ProgressBar::hidden();
         let mut summaries = Vec::new();
-        for source in [self.source.as_ref(), self.dest.as_ref()] {
+        // The compacted layer's manifests are checked against the raw archive.
+        for (source, raw) in [
+            (self.source.as_ref(), None),
+            (self.dest.as_ref(), Some(self.source.as_ref())),
+        ] {
             let verifier = crate::verify::Verifier {
                 source,
+                raw,
                 options: &options,
                 progress: &progress,
             };

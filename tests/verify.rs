@@ -9,17 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
+use ddb_archiver::archive::manifest::{self, Manifest};
 use ddb_archiver::archive::reader;
-use ddb_archiver::archive::source::{ArchiveSource, LocalDirSource};
+use ddb_archiver::archive::source::{ArchiveSource, LocalDirSource, SourceError};
 use ddb_archiver::compact::{CompactOptions, Compactor};
-use ddb_archiver::model::key::ObjectKey;
+use ddb_archiver::model::key::{partition_path, ObjectKey};
 use ddb_archiver::model::Format;
 use ddb_archiver::pipeline::Archiver;
 use ddb_archiver::schema::SchemaSet;
 use ddb_archiver::settings::Settings;
 use ddb_archiver::sink::local::LocalDirSink;
 use ddb_archiver::sink::ObjectSink;
-use ddb_archiver::verify::{Verifier, VerifyOptions, VerifySummary};
+use ddb_archiver::verify::{ObjectKind, Verifier, VerifyOptions, VerifySummary};
 
 const TABLE: &str = "invoices";
 const KINESIS_TABLE: &str = "kin_table";
@@ -173,8 +174,17 @@ async fn local_trees() -> (tempfile::TempDir, PathBuf, PathBuf) {
 }
 
 async fn verify(source: &dyn ArchiveSource, options: &VerifyOptions) -> VerifySummary {
+    verify_with_raw(source, None, options).await
+}
+
+async fn verify_with_raw(
+    source: &dyn ArchiveSource,
+    raw: Option<&dyn ArchiveSource>,
+    options: &VerifyOptions,
+) -> VerifySummary {
     Verifier {
         source,
+        raw,
         options,
         progress: &indicatif::ProgressBar::hidden(),
     }
@@ -303,15 +313,14 @@ fn reading(key: &str, bytes: &[u8]) -> String {
             Err(e) => format!("error {e}"),
         }
     } else {
-        // `created_by` only informs: it is not checked.
+        // `created_by` and the sources' `location`s only inform people: they are not
+        // checked, and never opened.
         match serde_json::from_slice::<ddb_archiver::archive::manifest::Manifest>(bytes) {
-            Ok(m) => format!(
-                "{:?}",
-                ddb_archiver::archive::manifest::Manifest {
-                    created_by: String::new(),
-                    ..m
-                }
-            ),
+            Ok(mut m) => {
+                m.created_by.clear();
+                m.sources.iter_mut().for_each(|s| s.location.clear());
+                format!("{m:?}")
+            }
             Err(e) => format!("error {e}"),
         }
     }
@@ -363,11 +372,13 @@ struct Counts {
 /// verifies with `options`, and restores it. Every flip that changes what a reader
 /// reads must be reported, naming the object; with `every`, every flip must be.
 /// About `interior` offsets are sampled between the two ends.
+#[allow(clippy::too_many_arguments)]
 async fn flip_each(
     label: &str,
     path: &Path,
     key: &str,
     tree: &dyn ArchiveSource,
+    raw: Option<&dyn ArchiveSource>,
     options: &VerifyOptions,
     every: bool,
     interior: usize,
@@ -382,7 +393,7 @@ async fn flip_each(
         let mut flipped = original.clone();
         flipped[offset] ^= mask;
         std::fs::write(path, &flipped).unwrap();
-        let s = verify(tree, options).await;
+        let s = verify_with_raw(tree, raw, options).await;
         let detected = s.bad.iter().any(|b| b.location == location);
         let visible = reading(key, &flipped) != want;
         counts.tried += 1;
@@ -402,10 +413,14 @@ async fn flip_each(
 #[tokio::test]
 async fn flipped_bytes_that_change_what_is_read_are_reported() {
     let (_dir, raw, comp) = local_trees().await;
+    let raw_source = LocalDirSource::new(&raw);
     let mut results = Vec::new();
     for (label, root, key, options) in targets(&raw, &comp) {
         let source = LocalDirSource::new(&root);
-        let counts = flip_each(label, &root.join(&key), &key, &source, &options, false, 30).await;
+        // The compacted layer is checked against its raw archive.
+        let with_raw: Option<&dyn ArchiveSource> = (root == comp).then_some(&raw_source);
+        let path = root.join(&key);
+        let counts = flip_each(label, &path, &key, &source, with_raw, &options, false, 30).await;
         results.push((label, counts));
     }
     for (label, c) in &results {
@@ -420,17 +435,18 @@ async fn flipped_bytes_that_change_what_is_read_are_reported() {
             c.visible > c.tried / 2,
             "{label}: most flips change what is read: {c:?}"
         );
-        if label.starts_with("compacted") {
-            // The manifest holds each compacted file's SHA-256: nothing is invisible.
+        if !label.starts_with("_rejected") && !label.starts_with("manifest") {
+            // The manifest holds each compacted file's SHA-256, and a raw object of this
+            // version must be its records' fresh encoding: nothing is invisible.
             assert_eq!(c.invisible_passed, 0, "{label}: {c:?}");
         }
     }
 }
 
 /// Against a real s3s-fs whose URL is in `DDB_ARCHIVER_TEST_S3` and whose data
-/// directory is `DDB_ARCHIVER_TEST_S3_ROOT`, with a bucket `verify-test`, credentials
-/// in the usual environment variables and `AWS_ENDPOINT_URL_S3` set to the same URL (the
-/// manifests' sources are opened by their `s3://` locations); run by scripts/test.d/52-verify.sh.
+/// directory is `DDB_ARCHIVER_TEST_S3_ROOT`, with a bucket `verify-test` and
+/// credentials in the usual environment variables; run by scripts/test.d/52-verify.sh.
+/// The compacted layer is verified with its raw archive (`--raw`).
 /// Bytes are flipped in s3s-fs's files behind S3's back: the checksum it stored at
 /// upload no longer matches, so every flip is reported, even those no reader sees.
 #[tokio::test]
@@ -460,8 +476,10 @@ async fn on_s3_every_flip_is_reported() {
     compact_into(&source("raw/"), &source("compacted/"), &sink("compacted/")).await;
     let (raw, comp) = (source("raw/"), source("compacted/"));
     for (tree, want) in [(&raw, "raw"), (&comp, "compacted")] {
-        let s = verify(tree, &with_schemas()).await;
+        let with_raw: Option<&dyn ArchiveSource> = (want == "compacted").then_some(&raw);
+        let s = verify_with_raw(tree, with_raw, &with_schemas()).await;
         assert!(s.ok(), "{want}: {}", s.render_text());
+        assert_eq!(s.sources_not_read, 0, "{want}");
         let c = &s.checked;
         assert_eq!(
             s.checksums_compared,
@@ -472,8 +490,14 @@ async fn on_s3_every_flip_is_reported() {
     let bucket = data.join(BUCKET);
     let mut results = Vec::new();
     for (label, root, key, options) in targets(&bucket.join("raw"), &bucket.join("compacted")) {
-        let tree = if root.ends_with("raw") { &raw } else { &comp };
-        let counts = flip_each(label, &root.join(&key), &key, tree, &options, true, 12).await;
+        let (tree, with_raw): (&dyn ArchiveSource, Option<&dyn ArchiveSource>) =
+            if root.ends_with("raw") {
+                (&raw, None)
+            } else {
+                (&comp, Some(&raw))
+            };
+        let path = root.join(&key);
+        let counts = flip_each(label, &path, &key, tree, with_raw, &options, true, 12).await;
         results.push((label, counts));
     }
     for (label, c) in &results {
@@ -483,6 +507,397 @@ async fn on_s3_every_flip_is_reported() {
             c.detected,
             c.visible,
             c.tried - c.visible
+        );
+    }
+}
+
+/// A local source that records what it is asked for: `list <prefix>`, `get <key>`,
+/// `tagged <key>` (a read within a size limit), and so on.
+struct Recording {
+    inner: LocalDirSource,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl Recording {
+    fn new(root: &Path) -> Self {
+        Recording {
+            inner: LocalDirSource::new(root),
+            asked: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn note(&self, what: &str, key: &str) {
+        self.asked.lock().unwrap().push(format!("{what} {key}"));
+    }
+
+    /// The keys and prefixes asked for (without what was asked).
+    fn asked(&self) -> Vec<String> {
+        let asked = self.asked.lock().unwrap();
+        asked
+            .iter()
+            .map(|a| a.split_once(' ').unwrap().1.to_string())
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl ArchiveSource for Recording {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        self.note("list", prefix);
+        self.inner.list(prefix).await
+    }
+
+    async fn folders(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        self.note("folders", prefix);
+        self.inner.folders(prefix).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, SourceError> {
+        self.note("get", key);
+        self.inner.get(key).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, SourceError> {
+        self.note("exists", key);
+        self.inner.exists(key).await
+    }
+
+    async fn get_tagged(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<(Vec<u8>, String)>, SourceError> {
+        self.note("tagged", key);
+        self.inner.get_tagged(key, max_bytes).await
+    }
+
+    async fn list_modified(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, SourceError> {
+        self.note("list_modified", prefix);
+        self.inner.list_modified(prefix).await
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.inner.location(key)
+    }
+}
+
+const DAY_1: (i32, u32, u32) = (2026, 1, 1);
+
+fn day_1() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(DAY_1.0, DAY_1.1, DAY_1.2).unwrap()
+}
+
+/// The key of a table's manifest for day 1.
+fn manifest_key(table: &str) -> String {
+    ObjectKey::Manifest {
+        table: table.to_string(),
+        date: day_1(),
+    }
+    .key()
+}
+
+fn read_manifest(path: &Path) -> Manifest {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn write_manifest(path: &Path, m: &Manifest) {
+    let mut body = serde_json::to_vec(m).unwrap();
+    body.push(b'\n');
+    std::fs::write(path, body).unwrap();
+}
+
+/// Verify options selecting `table` on day 1.
+fn on_day_1(table: &str) -> VerifyOptions {
+    VerifyOptions {
+        table: Some(table.to_string()),
+        from: Some(day_1()),
+        to: Some(day_1()),
+        ..VerifyOptions::default()
+    }
+}
+
+/// The reasons given for the bad manifest of `s` (none if it is not bad).
+fn manifest_reasons(s: &VerifySummary) -> Vec<String> {
+    s.bad
+        .iter()
+        .filter(|b| b.kind == ObjectKind::Manifest)
+        .flat_map(|b| b.reasons.clone())
+        .collect()
+}
+
+/// Everything a verification asked of `raw` and `comp` is of `table`'s day 1 (or the
+/// listing of the compacted layer's root).
+fn asked_only_day_1(raw: &Recording, comp: &Recording, table: &str) {
+    let day = partition_path(table, day_1());
+    for asked in raw.asked() {
+        assert!(
+            asked.starts_with(&day),
+            "the raw archive was asked for {asked:?}"
+        );
+    }
+    let manifest = manifest_key(table);
+    for asked in comp.asked() {
+        assert!(
+            asked.is_empty() || asked.starts_with(&day) || asked == manifest,
+            "the compacted layer was asked for {asked:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_manifests_open_nothing_outside_their_day() {
+    let (dir, raw, comp) = local_trees().await;
+    let path = comp.join(manifest_key(TABLE));
+    let original = std::fs::read(&path).unwrap();
+    let m = read_manifest(&path);
+    // A copy of a source outside both trees, and a data object of another table.
+    let outside = dir.path().join("outside.parquet");
+    std::fs::copy(raw.join(&m.sources[0].key), &outside).unwrap();
+    let other_table = LocalDirSource::new(&raw)
+        .list(&format!("{KINESIS_TABLE}/"))
+        .await
+        .unwrap()
+        .remove(0);
+    let day = partition_path(TABLE, day_1());
+    let hostile = [
+        outside.display().to_string(),
+        format!("{day}../../../../outside.parquet"),
+        format!("../{}", m.sources[0].key),
+        format!("{day}../../../../{other_table}"),
+        other_table.clone(),
+    ];
+    let options = on_day_1(TABLE);
+    for key in hostile {
+        let mut bad = m.clone();
+        bad.sources[0].key = key.clone();
+        write_manifest(&path, &bad);
+        let (raw_seen, comp_seen) = (Recording::new(&raw), Recording::new(&comp));
+        let s = verify_with_raw(&comp_seen, Some(&raw_seen), &options).await;
+        let reasons = manifest_reasons(&s);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("names a source outside its day")),
+            "{key}: {}",
+            s.render_text()
+        );
+        asked_only_day_1(&raw_seen, &comp_seen, TABLE);
+        assert!(!raw_seen.asked().contains(&key), "{key} was read");
+    }
+
+    // A file entry outside the day is named, and not opened either.
+    let mut bad = m.clone();
+    bad.files[0].key = outside.display().to_string();
+    write_manifest(&path, &bad);
+    let (raw_seen, comp_seen) = (Recording::new(&raw), Recording::new(&comp));
+    let s = verify_with_raw(&comp_seen, Some(&raw_seen), &options).await;
+    assert!(
+        manifest_reasons(&s)
+            .iter()
+            .any(|r| r.starts_with("names a file outside its day")),
+        "{}",
+        s.render_text()
+    );
+    asked_only_day_1(&raw_seen, &comp_seen, TABLE);
+
+    // Locations that point elsewhere are not opened: the sources are read by key from
+    // the raw archive given, and the day passes.
+    let mut elsewhere = m.clone();
+    for (i, s) in elsewhere.sources.iter_mut().enumerate() {
+        s.location = if i % 2 == 0 {
+            format!("s3://another-bucket/{}", s.key)
+        } else {
+            outside.display().to_string()
+        };
+    }
+    write_manifest(&path, &elsewhere);
+    let (raw_seen, comp_seen) = (Recording::new(&raw), Recording::new(&comp));
+    let s = verify_with_raw(&comp_seen, Some(&raw_seen), &options).await;
+    assert!(s.ok(), "{}", s.render_text());
+    assert_eq!(s.sources_not_read, 0);
+    asked_only_day_1(&raw_seen, &comp_seen, TABLE);
+    assert_eq!(
+        raw_seen
+            .asked()
+            .iter()
+            .filter(|a| a.ends_with(".parquet") || a.ends_with(".json.gz"))
+            .count(),
+        m.sources.len(),
+        "each source read once, by its key"
+    );
+
+    // A 100 MB manifest (valid JSON, padded) is refused unread.
+    let mut huge = original.clone();
+    huge.resize(100 << 20, b' ');
+    std::fs::write(&path, &huge).unwrap();
+    let (raw_seen, comp_seen) = (Recording::new(&raw), Recording::new(&comp));
+    let s = verify_with_raw(&comp_seen, Some(&raw_seen), &options).await;
+    let reasons = manifest_reasons(&s);
+    assert!(
+        reasons.iter().any(|r| r.contains("over the limit")),
+        "{}",
+        s.render_text()
+    );
+    let manifest = manifest_key(TABLE);
+    let asked = comp_seen.asked.lock().unwrap().clone();
+    assert!(asked.contains(&format!("tagged {manifest}")), "{asked:?}");
+    assert!(!asked.contains(&format!("get {manifest}")), "{asked:?}");
+    assert!(
+        raw_seen.asked().is_empty(),
+        "no sources of an unread manifest"
+    );
+
+    std::fs::write(&path, &original).unwrap();
+    let s = verify_with_raw(
+        &LocalDirSource::new(&comp),
+        Some(&LocalDirSource::new(&raw)),
+        &options,
+    )
+    .await;
+    assert!(s.ok(), "{}", s.render_text());
+}
+
+/// Archives one more change of `invoices` on day 1 into `raw`, as a late arrival.
+async fn archive_late_change(raw: &Path) {
+    let late = stream_records(1)[0]
+        .replace("ev-0", "ev-late")
+        .replace("99999999999999999990", "99999999999999999900");
+    let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(raw));
+    let mut a =
+        Archiver::new(&settings(&raw.display().to_string(), Format::Parquet), sink).unwrap();
+    assert!(a.ingest(doc(&[late]).into_bytes(), "late").await);
+    assert!(a.finish().await.is_clean());
+}
+
+#[tokio::test]
+async fn late_arrivals_are_reported_apart_from_bad_objects() {
+    let (_dir, raw, comp) = local_trees().await;
+    let (raw_source, comp_source) = (LocalDirSource::new(&raw), LocalDirSource::new(&comp));
+    let before = verify_with_raw(&comp_source, Some(&raw_source), &with_schemas()).await;
+    assert!(
+        before.ok() && before.behind_raw.is_empty(),
+        "{}",
+        before.render_text()
+    );
+    assert_eq!(before.sources_not_read, 0);
+
+    archive_late_change(&raw).await;
+    let s = verify_with_raw(&comp_source, Some(&raw_source), &with_schemas()).await;
+    assert!(
+        s.ok(),
+        "late arrivals are not bad objects: {}",
+        s.render_text()
+    );
+    assert_eq!(s.behind_raw.len(), 1, "{}", s.render_text());
+    let b = &s.behind_raw[0];
+    assert_eq!(
+        (b.table.as_str(), b.date.as_str(), b.not_compacted),
+        (TABLE, "2026-01-01", 1)
+    );
+    assert_eq!(b.manifest, comp_source.location(&manifest_key(TABLE)));
+    assert!(b.raw_objects[0].starts_with(&raw_source.location(&partition_path(TABLE, day_1()))));
+    assert!(s.render_text().contains(
+        "invoices 2026-01-01 is behind the raw archive: 1 sources not compacted; run compact --from 2026-01-01 --to 2026-01-01 covering it"
+    ), "{}", s.render_text());
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["behind_raw"][0]["not_compacted"], 1);
+
+    // The maintenance function's metric.
+    let report = ddb_archiver::maintenance::VerifyReport {
+        from: day_1(),
+        raw: VerifySummary::default(),
+        compacted: s.clone(),
+    };
+    let emf: serde_json::Value = serde_json::from_str(&report.emf("fn", 1)).unwrap();
+    assert_eq!(emf["CompactedDaysBehindRaw"], 1);
+    let names: Vec<String> = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"CompactedDaysBehindRaw".to_string()),
+        "{names:?}"
+    );
+
+    // Without the raw archive, nothing is compared with it, and the summary says so.
+    let alone = verify(&comp_source, &with_schemas()).await;
+    assert!(alone.ok() && alone.behind_raw.is_empty());
+    assert!(alone.sources_not_read > 0);
+    assert!(
+        alone.render_text().contains("not read again (no --raw)"),
+        "{}",
+        alone.render_text()
+    );
+
+    // A compaction that covers the day picks it up; the superseded version's files stay
+    // for the grace period and are not leftovers.
+    compact_into(&raw_source, &comp_source, &LocalDirSink::new(&comp)).await;
+    let after = verify_with_raw(&comp_source, Some(&raw_source), &with_schemas()).await;
+    assert!(after.ok(), "{}", after.render_text());
+    assert!(after.behind_raw.is_empty(), "{}", after.render_text());
+    let m = read_manifest(&comp.join(manifest_key(TABLE)));
+    assert_eq!(m.superseded.len(), 1);
+    assert!(after.checked.compacted > before.checked.compacted);
+}
+
+#[tokio::test]
+async fn the_row_digest_finds_a_changed_sequence_number_in_a_compacted_row() {
+    use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+    let (_dir, raw, comp) = local_trees().await;
+    let path = comp.join(manifest_key(KINESIS_TABLE));
+    let mut m = read_manifest(&path);
+    assert_eq!(m.format, manifest::FORMAT);
+    let file = comp.join(&m.files[0].key);
+    let batches: Vec<RecordBatch> = reader::parquet_all_batches(std::fs::read(&file).unwrap(), "x")
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // Row 0's sequence number changed: still in order (the times differ), and its
+    // Kinesis record does not hold it, so only the manifest's digest can tell.
+    let i = batches[0].schema().index_of("sequence_number").unwrap();
+    let old = batches[0].column(i).as_string::<i32>();
+    let changed: StringArray = (0..old.len())
+        .map(|r| {
+            let v = old.value(r).to_string();
+            Some(if r == 0 { format!("{v}7") } else { v })
+        })
+        .collect();
+    let mut columns = batches[0].columns().to_vec();
+    columns[i] = Arc::new(changed);
+    let first = RecordBatch::try_new(batches[0].schema(), columns).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        Vec::new(),
+        first.schema(),
+        Some(ddb_archiver::encode::parquet::writer_properties()),
+    )
+    .unwrap();
+    for b in std::iter::once(&first).chain(&batches[1..]) {
+        writer.write(b).unwrap();
+    }
+    let bytes = writer.into_inner().unwrap();
+    std::fs::write(&file, &bytes).unwrap();
+    // The manifest's entry is brought in line with the file: sizes and checksums agree.
+    m.files[0].bytes = bytes.len() as u64;
+    m.files[0].sha256 = manifest::sha256_hex(&bytes);
+    write_manifest(&path, &m);
+
+    let options = on_day_1(KINESIS_TABLE);
+    let raw_source = LocalDirSource::new(&raw);
+    for with_raw in [None, Some(&raw_source as &dyn ArchiveSource)] {
+        let s = verify_with_raw(&LocalDirSource::new(&comp), with_raw, &options).await;
+        assert_eq!(s.bad.len(), 1, "only the manifest: {}", s.render_text());
+        let reasons = manifest_reasons(&s);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("the compacted files hold") && r.contains("row digest")),
+            "{}",
+            s.render_text()
         );
     }
 }

@@ -1,52 +1,128 @@
-//! Compacted: one compacted table-day checked with its manifest. The manifest parses
-//! and names this day; its files exist with the listed sizes, checksums and rows, carry
-//! its version, and hold the day's changes in order, each event once; every raw object
-//! it lists still exists, with the listed size and checksum; and the event IDs of the
-//! compacted files and of the sources are both exactly the manifest's.
+//! Compacted: one compacted table-day checked with its manifest. The manifest is read
+//! within [`manifest::MAX_MANIFEST_BYTES`], parses, names this day, and names only files
+//! and sources of this table and day; its files exist with the listed sizes, checksums
+//! and rows, carry its version, and hold the day's changes in order, each event once,
+//! with the manifest's row digest (format 1: its event-ID digest). Files of versions it
+//! superseded are checked on their own; files of any other version are leftovers.
+//!
+//! Given the raw archive ([`Verifier::raw`]), every source is read from it by its key
+//! (never by the manifest's free-form `location`) and must have the listed size and
+//! checksum, and the sources' rows must give the manifest's row digest, deciding copies
+//! as compaction does ([`RowDigest`]); the raw day's listing shows data objects that
+//! the manifest does not list yet (late arrivals, [`super::BehindRaw`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDate;
 
 use super::rows::{check_file, Extra};
-use super::{CompactedDay, ObjectKind, Reasons, Verifier, VerifySummary};
-use crate::archive::manifest::{self, EventIdDigest, EventIds, Manifest};
+use super::{BehindRaw, CompactedDay, ObjectKind, Reasons, Verifier, VerifySummary, MAX_REASONS};
+use crate::archive::manifest::{self, DigestRow, EventIds, Manifest, RowDigest};
 use crate::archive::reader::{self, Column, Projection};
-use crate::archive::source::{open_location, ArchiveSource};
-use crate::model::key::ObjectKey;
+use crate::archive::source::ArchiveSource;
+use crate::model::key::{partition_path, ObjectKey};
 use crate::model::order::cmp_sequence;
 use crate::model::Format;
-use crate::model::Location;
 
-/// The raw archives named by manifests' sources, one opened source per root.
-#[derive(Default)]
-pub struct SourceCache {
-    roots: HashMap<String, Box<dyn ArchiveSource>>,
+/// The rows of a compacted day (or of its sources) gathered for the manifest's digest:
+/// the row digest (format 2) or the distinct event IDs (format 1).
+enum Gathered {
+    Rows { digest: RowDigest, next: u64 },
+    Ids(EventIds),
 }
 
-impl SourceCache {
-    /// The source holding `key` at `location` (its full location, which ends in it).
-    async fn open(&mut self, location: &str, key: &str) -> Result<&dyn ArchiveSource, String> {
-        let root = location
-            .strip_suffix(key)
-            .ok_or_else(|| format!("its location {location} does not end in its key {key}"))?;
-        if !self.roots.contains_key(root) {
-            let parsed =
-                Location::parse(root).map_err(|e| format!("location {location}: {}", e.reason))?;
-            self.roots
-                .insert(root.to_string(), open_location(&parsed).await);
+impl Gathered {
+    /// What `m`'s digest is checked with, holding about `budget` bytes in memory.
+    fn for_manifest(m: &Manifest, budget: usize) -> Self {
+        if m.format == manifest::FORMAT_V1 {
+            Gathered::Ids(EventIds::new(budget))
+        } else {
+            Gathered::Rows {
+                digest: RowDigest::new(budget),
+                next: 0,
+            }
         }
-        self.roots
-            .get(root)
-            .map(AsRef::as_ref)
-            .ok_or_else(|| format!("location {location} could not be opened"))
+    }
+
+    /// Adds a row; `origin` orders copies that are the same change (any number that
+    /// differs per row read).
+    fn push(&mut self, row: &reader::Row, origin: Option<u64>, reasons: &mut Reasons) {
+        let pushed = match self {
+            Gathered::Ids(ids) => ids.push(&row.event_id),
+            Gathered::Rows { digest, next } => {
+                let origin = origin.unwrap_or(*next);
+                *next += 1;
+                digest.push(DigestRow::new(
+                    &row.event_id,
+                    row.time_ms,
+                    &row.sequence_number,
+                    &row.record,
+                    origin,
+                ))
+            }
+        };
+        if let Err(e) = pushed {
+            reasons.push(e.to_string());
+        }
+    }
+
+    /// Compares what `what` holds with the manifest: as many distinct events, with its
+    /// digest. Of the sources (`sources`), the copies must be the manifest's
+    /// `duplicates_dropped`; the compacted files must hold no copies at all.
+    fn finish(self, what: &str, m: &Manifest, sources: bool, reasons: &mut Reasons) {
+        let finished = match self {
+            Gathered::Ids(ids) => ids.finish().map(|d| (d.count, d.digest, d.duplicates)),
+            Gathered::Rows { digest, .. } => {
+                digest.finish().map(|d| (d.rows, d.digest, d.duplicates))
+            }
+        };
+        let (rows, digest, duplicates) = match finished {
+            Ok(f) => f,
+            Err(e) => return reasons.push(e.to_string()),
+        };
+        let (kind, want) = if m.format == manifest::FORMAT_V1 {
+            ("event-ID digest", m.event_id_digest.as_deref())
+        } else {
+            ("row digest", m.row_digest.as_deref())
+        };
+        let want = want.unwrap_or_default();
+        if rows != m.rows || digest != want {
+            reasons.push(format!(
+                "{what} hold {rows} distinct events with {kind} {digest}; the manifest says {} with {want}",
+                m.rows
+            ));
+        }
+        if !sources && duplicates > 0 {
+            reasons.push(format!(
+                "the compacted files hold {duplicates} extra copies of event IDs"
+            ));
+        }
+        if sources && m.format != manifest::FORMAT_V1 && duplicates != m.duplicates_dropped {
+            reasons.push(format!(
+                "{what} hold {duplicates} copies of events; the manifest says {} were dropped",
+                m.duplicates_dropped
+            ));
+        }
     }
 }
 
-fn push_id(ids: &mut EventIds, id: &str, reasons: &mut Reasons) {
-    if let Err(e) = ids.push(id) {
-        reasons.push(e.to_string());
-    }
+/// Is `key` a raw data object of `table` and `date`? Only such keys of a manifest are
+/// ever read.
+fn is_source_of_day(key: &str, table: &str, date: NaiveDate) -> bool {
+    matches!(ObjectKey::parse(key), Some(ObjectKey::Data(d)) if d.table == table && d.date == date)
+}
+
+/// What a compacted file is to its day's manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The day has no (readable) manifest.
+    NoManifest,
+    /// A file of the manifest's version.
+    Current,
+    /// A file of a version the manifest superseded, kept for a grace period.
+    Superseded,
+    /// A file of any other version.
+    Leftover,
 }
 
 /// Checks one compacted table-day: its manifest and its files.
@@ -55,7 +131,6 @@ pub(crate) async fn check_day(
     table: &str,
     date: NaiveDate,
     day: &CompactedDay,
-    sources: &mut SourceCache,
     summary: &mut VerifySummary,
 ) {
     let mut m_reasons = Reasons::default();
@@ -64,40 +139,65 @@ pub(crate) async fn check_day(
         Some(key) => read_manifest(v, key, table, date, day, &mut m_reasons, summary).await,
     };
     let budget = v.options.memory_budget / 2;
-    let mut ids = EventIds::new(budget);
-    let mut files: Vec<(u32, &String)> = day
-        .files
-        .iter()
-        .filter_map(|k| match ObjectKey::parse(k) {
-            Some(ObjectKey::Compacted { part, .. }) => Some((part, k)),
-            _ => None,
-        })
-        .collect();
-    files.sort();
-    let mut last: Option<(i64, String)> = None;
-    let mut mismatched = Vec::new();
-    for (_, key) in files {
-        let mut reasons = Reasons::default();
-        if day.manifest.is_none() {
-            reasons.push("no manifest for its day");
+    let mut gathered = manifest.as_ref().map(|m| Gathered::for_manifest(m, budget));
+    let mut versions: BTreeMap<String, Vec<(u32, &String)>> = BTreeMap::new();
+    for key in &day.files {
+        if let Some(ObjectKey::Compacted { version, part, .. }) = ObjectKey::parse(key) {
+            versions.entry(version).or_default().push((part, key));
         }
-        if let Some(bytes) = v.read(key, &mut reasons, summary).await {
-            summary.rows += check_file_of_day(
-                v,
-                key,
-                table,
-                date,
-                bytes,
-                manifest.as_ref(),
-                &mut ids,
-                &mut last,
-                &mut mismatched,
-                &mut reasons,
-            );
-        }
-        v.report(key, ObjectKind::Compacted, reasons, summary);
     }
-    if let (Some(key), Some(m)) = (&day.manifest, &manifest) {
+    let mut mismatched = Vec::new();
+    for (version, mut files) in versions {
+        files.sort();
+        let role = match &manifest {
+            None => Role::NoManifest,
+            Some(m) if m.version == version => Role::Current,
+            Some(m) if m.superseded.iter().any(|s| s.version == version) => Role::Superseded,
+            Some(_) => Role::Leftover,
+        };
+        let mut last: Option<(i64, String)> = None;
+        for (_, key) in files {
+            let mut reasons = Reasons::default();
+            match (role, &manifest) {
+                (Role::NoManifest, _) if day.manifest.is_some() => {
+                    reasons.push("its day's manifest cannot be used")
+                }
+                (Role::NoManifest, _) => reasons.push("no manifest for its day"),
+                (Role::Leftover, Some(m)) => reasons.push(format!(
+                    "not listed in its day's manifest: its version {version} is neither the manifest's {} nor one it superseded",
+                    m.version
+                )),
+                _ => {}
+            }
+            if let Some(bytes) = v.read(key, &mut reasons, summary).await {
+                let file = FileOfDay {
+                    key,
+                    table,
+                    date,
+                    version: &version,
+                    entry: manifest
+                        .as_ref()
+                        .filter(|_| role == Role::Current)
+                        .map(|m| m.files.iter().find(|f| &f.key == key)),
+                };
+                let digest = gathered.as_mut().filter(|_| role == Role::Current);
+                summary.rows += check_file_of_day(
+                    v,
+                    &file,
+                    bytes,
+                    digest,
+                    &mut last,
+                    &mut mismatched,
+                    &mut reasons,
+                );
+            }
+            v.report(key, ObjectKind::Compacted, reasons, summary);
+        }
+    }
+    let Some(key) = &day.manifest else {
+        return;
+    };
+    if let (Some(m), Some(gathered)) = (&manifest, gathered) {
         // Either the file or its entry changed: both are named.
         for file in mismatched {
             m_reasons.push(format!(
@@ -105,27 +205,21 @@ pub(crate) async fn check_day(
                 v.source.location(&file)
             ));
         }
-        match ids.finish() {
-            Err(e) => m_reasons.push(e.to_string()),
-            Ok(ids) => {
-                if ids.duplicates > 0 {
-                    m_reasons.push(format!(
-                        "the compacted files hold {} extra copies of event IDs",
-                        ids.duplicates
-                    ));
-                }
-                check_ids("the compacted files", &ids, m, &mut m_reasons);
+        gathered.finish("the compacted files", m, false, &mut m_reasons);
+        match v.raw {
+            Some(raw) => {
+                check_sources(raw, m, table, date, budget, &mut m_reasons).await;
+                check_behind(v, raw, key, m, table, date, &mut m_reasons, summary).await;
             }
+            None => summary.sources_not_read += m.sources.len() as u64,
         }
-        check_sources(m, sources, budget, &mut m_reasons).await;
-        v.report(key, ObjectKind::Manifest, m_reasons, summary);
-    } else if let Some(key) = &day.manifest {
-        v.report(key, ObjectKind::Manifest, m_reasons, summary);
     }
+    v.report(key, ObjectKind::Manifest, m_reasons, summary);
 }
 
-/// Reads and checks a manifest on its own: it parses, names this day, its version is
-/// its sources', and every file it lists exists.
+/// Reads and checks a manifest on its own: it is within the size limit, parses, names
+/// this day, its version is that of its sources and layout, it names only files and
+/// sources of this day, and every file it lists exists.
 async fn read_manifest(
     v: &Verifier<'_>,
     key: &str,
@@ -135,29 +229,22 @@ async fn read_manifest(
     reasons: &mut Reasons,
     summary: &mut VerifySummary,
 ) -> Option<Manifest> {
-    let bytes = v.read(key, reasons, summary).await?;
-    let m: Manifest = match serde_json::from_slice(&bytes) {
+    let bytes = v
+        .read_at_most(key, Some(manifest::MAX_MANIFEST_BYTES), reasons, summary)
+        .await?;
+    let m = match manifest::parse(&bytes, table, &date.to_string()) {
         Ok(m) => m,
         Err(e) => {
-            reasons.push(format!("not a manifest: {e}"));
+            reasons.push(e);
             return None;
         }
     };
-    if m.format != manifest::FORMAT {
-        reasons.push(format!(
-            "format {:?} is not {:?}",
-            m.format,
-            manifest::FORMAT
-        ));
-    }
-    if m.table != table || m.date != date.to_string() {
-        reasons.push(format!(
-            "names table {:?} and day {:?}, not {table:?} and {date}",
-            m.table, m.date
-        ));
-    }
     let keys: Vec<String> = m.sources.iter().map(|s| s.key.clone()).collect();
-    let version = manifest::version_of(&keys);
+    // Format 1 named the sources only; format 2 names the layout too.
+    let version = match &m.layout {
+        Some(layout) => manifest::version_of(&keys, layout),
+        None => manifest::version_of_sources_v1(&keys),
+    };
     if version != m.version {
         reasons.push(format!(
             "version {} is not its sources' version {version}",
@@ -165,11 +252,26 @@ async fn read_manifest(
         ));
     }
     for f in &m.files {
-        if !day.files.contains(&f.key) {
+        let of_day = matches!(
+            ObjectKey::parse(&f.key),
+            Some(ObjectKey::Compacted { table: t, date: d, version, .. })
+                if t == table && d == date && version == m.version
+        );
+        if !of_day {
+            reasons.push(format!(
+                "names a file outside its day and version: {:?}",
+                f.key
+            ));
+        } else if !day.files.contains(&f.key) {
             reasons.push(format!(
                 "lists {}, which is missing",
                 v.source.location(&f.key)
             ));
+        }
+    }
+    for s in &m.sources {
+        if !is_source_of_day(&s.key, table, date) {
+            reasons.push(format!("names a source outside its day: {:?}", s.key));
         }
     }
     let rows: u64 = m.files.iter().map(|f| f.rows).sum();
@@ -182,50 +284,49 @@ async fn read_manifest(
     Some(m)
 }
 
-/// Checks one compacted file against the manifest and reads every row: re-derived,
-/// in the day's order after the previous file's, carrying the version.
-#[allow(clippy::too_many_arguments)]
+/// A compacted file and what it should be.
+struct FileOfDay<'a> {
+    key: &'a str,
+    table: &'a str,
+    date: NaiveDate,
+    /// The version in its name.
+    version: &'a str,
+    /// For a file of the manifest's version: its entry, if the manifest lists it.
+    entry: Option<Option<&'a manifest::ManifestFile>>,
+}
+
+/// Checks one compacted file against its manifest entry and reads every row:
+/// re-derived, on the day, in the day's order after the previous file's of its version,
+/// carrying the version; the rows of the manifest's version go to `digest`.
 fn check_file_of_day(
     v: &Verifier<'_>,
-    key: &str,
-    table: &str,
-    date: NaiveDate,
+    file: &FileOfDay<'_>,
     bytes: Vec<u8>,
-    manifest: Option<&Manifest>,
-    ids: &mut EventIds,
+    mut digest: Option<&mut Gathered>,
     last: &mut Option<(i64, String)>,
     mismatched: &mut Vec<String>,
     reasons: &mut Reasons,
 ) -> u64 {
-    let Some(ObjectKey::Compacted { version, .. }) = ObjectKey::parse(key) else {
-        return 0;
-    };
-    let entry = manifest.and_then(|m| m.files.iter().find(|f| f.key == key));
-    if let Some(m) = manifest {
-        if version != m.version {
-            reasons.push(format!(
-                "its version {version} is not the manifest's {}",
-                m.version
-            ));
-        }
-        match entry {
-            None => reasons.push("not listed in its day's manifest"),
-            Some(f) => {
-                let sha = manifest::sha256_hex(&bytes);
-                if f.bytes != bytes.len() as u64 || f.sha256 != sha {
-                    mismatched.push(key.to_string());
-                    reasons.push(format!(
-                        "{} bytes with SHA-256 {sha}; the manifest says {} bytes with {}",
-                        bytes.len(),
-                        f.bytes,
-                        f.sha256
-                    ));
-                }
+    let key = file.key;
+    match file.entry {
+        None => {}
+        Some(None) => reasons.push("not listed in its day's manifest"),
+        Some(Some(f)) => {
+            let sha = manifest::sha256_hex(&bytes);
+            if f.bytes != bytes.len() as u64 || f.sha256 != sha {
+                mismatched.push(key.to_string());
+                reasons.push(format!(
+                    "{} bytes with SHA-256 {sha}; the manifest says {} bytes with {}",
+                    bytes.len(),
+                    f.bytes,
+                    f.sha256
+                ));
             }
         }
     }
     let location = v.source.location(key);
-    let extra = Extra::of(table, v.options.schemas.as_ref(), Some(&version));
+    let extra = Extra::of(file.table, v.options.schemas.as_ref(), Some(file.version));
+    let (table, date) = (file.table, file.date);
     let read = check_file(
         Format::Parquet,
         bytes,
@@ -256,44 +357,54 @@ fn check_file_of_day(
                 }
             }
             *last = Some((row.time_ms, row.sequence_number.clone()));
-            push_id(ids, &row.event_id, reasons);
+            if let Some(d) = digest.as_deref_mut() {
+                d.push(row, None, reasons);
+            }
         },
     );
-    if let Some(f) = entry {
-        if f.rows != read {
+    if let Some(Some(f)) = file.entry {
+        if f.rows != read.rows {
             mismatched.push(key.to_string());
-            reasons.push(format!("holds {read} rows; the manifest says {}", f.rows));
+            reasons.push(format!(
+                "holds {} rows; the manifest says {}",
+                read.rows, f.rows
+            ));
         }
     }
-    read
+    read.rows
 }
 
-/// Every source the manifest lists still exists with its size and checksum, and the
-/// sources' distinct event IDs are the manifest's.
+/// Every source the manifest lists is read from the raw archive by its key (a data key
+/// of this table and day; any other was reported and is not read) and has its size and
+/// checksum, and the sources' rows give the manifest's digest, copies decided as
+/// compaction decides them.
 async fn check_sources(
+    raw: &dyn ArchiveSource,
     m: &Manifest,
-    cache: &mut SourceCache,
+    table: &str,
+    date: NaiveDate,
     budget: usize,
     reasons: &mut Reasons,
 ) {
-    let mut ids = EventIds::new(budget);
+    let mut gathered = Gathered::for_manifest(m, budget);
     let mut complete = true;
-    for s in &m.sources {
-        let source = match cache.open(&s.location, &s.key).await {
-            Ok(src) => src,
-            Err(why) => {
-                reasons.push(format!("source {}: {why}", s.location));
-                complete = false;
-                continue;
-            }
+    let projection = Projection::of(&[
+        Column::EventId,
+        Column::SequenceNumber,
+        Column::ApproximateCreationTime,
+        Column::Record,
+    ]);
+    for (index, s) in m.sources.iter().enumerate() {
+        let format = Format::of_key(&s.key);
+        let (true, Some(format)) = (is_source_of_day(&s.key, table, date), format) else {
+            complete = false;
+            continue;
         };
-        let bytes = match source.get(&s.key).await {
+        let location = raw.location(&s.key);
+        let bytes = match raw.get(&s.key).await {
             Ok(b) => b,
             Err(e) => {
-                reasons.push(format!(
-                    "source {} cannot be read: {}",
-                    s.location, e.message
-                ));
+                reasons.push(format!("source {location} cannot be read: {}", e.message));
                 complete = false;
                 continue;
             }
@@ -301,53 +412,73 @@ async fn check_sources(
         let sha = manifest::sha256_hex(&bytes);
         if s.bytes != bytes.len() as u64 || s.sha256 != sha {
             reasons.push(format!(
-                "source {} is {} bytes with SHA-256 {sha}; the manifest says {} bytes with {}",
-                s.location,
+                "source {location} is {} bytes with SHA-256 {sha}; the manifest says {} bytes with {}",
                 bytes.len(),
                 s.bytes,
                 s.sha256
             ));
         }
-        let Some(format) = Format::of_key(&s.key) else {
-            reasons.push(format!("source {} is not an archive file", s.location));
-            complete = false;
-            continue;
-        };
-        let only_ids = Projection::of(&[Column::EventId]);
-        match reader::rows(format, bytes, &s.location, only_ids) {
+        let rows = match reader::rows(format, bytes, &location, projection) {
+            Ok(rows) => rows,
             Err(e) => {
-                reasons.push(format!("source {}: {}", s.location, e.reason));
+                reasons.push(format!("source {location}: {}", e.reason));
                 complete = false;
+                continue;
             }
-            Ok(rows) => {
-                for row in rows {
-                    match row {
-                        Ok(r) => push_id(&mut ids, &r.event_id, reasons),
-                        Err(e) => {
-                            reasons.push(format!("source {}: {}", s.location, e.reason));
-                            complete = false;
-                            break;
-                        }
-                    }
+        };
+        for (n, row) in rows.enumerate() {
+            match row {
+                Ok(r) => gathered.push(&r, Some(((index as u64) << 32) | n as u64), reasons),
+                Err(e) => {
+                    reasons.push(format!("source {location}: {}", e.reason));
+                    complete = false;
+                    break;
                 }
             }
         }
     }
-    if !complete {
-        return;
-    }
-    match ids.finish() {
-        Err(e) => reasons.push(e.to_string()),
-        Ok(ids) => check_ids("its sources", &ids, m, reasons),
+    if complete {
+        gathered.finish("its sources", m, true, reasons);
     }
 }
 
-/// The distinct event IDs of `what` are the manifest's: as many, with its digest.
-fn check_ids(what: &str, ids: &EventIdDigest, m: &Manifest, reasons: &mut Reasons) {
-    if ids.count != m.rows || ids.digest != m.event_id_digest {
-        reasons.push(format!(
-            "{what} hold {} distinct event IDs with digest {}; the manifest says {} with {}",
-            ids.count, ids.digest, m.rows, m.event_id_digest
-        ));
+/// Lists the raw day and records it as behind the raw archive when it holds data
+/// objects that the manifest does not list among its sources (late arrivals).
+#[allow(clippy::too_many_arguments)]
+async fn check_behind(
+    v: &Verifier<'_>,
+    raw: &dyn ArchiveSource,
+    manifest_key: &str,
+    m: &Manifest,
+    table: &str,
+    date: NaiveDate,
+    reasons: &mut Reasons,
+    summary: &mut VerifySummary,
+) {
+    let listed = match raw.list(&partition_path(table, date)).await {
+        Ok(l) => l,
+        Err(e) => {
+            reasons.push(format!("its raw day cannot be listed: {e}"));
+            return;
+        }
+    };
+    let sources: HashSet<&str> = m.sources.iter().map(|s| s.key.as_str()).collect();
+    let missing: Vec<String> = listed
+        .into_iter()
+        .filter(|k| is_source_of_day(k, table, date) && !sources.contains(k.as_str()))
+        .collect();
+    if missing.is_empty() {
+        return;
     }
+    summary.behind_raw.push(BehindRaw {
+        table: table.to_string(),
+        date: date.to_string(),
+        manifest: v.source.location(manifest_key),
+        not_compacted: missing.len() as u64,
+        raw_objects: missing
+            .iter()
+            .take(MAX_REASONS)
+            .map(|k| raw.location(k))
+            .collect(),
+    });
 }

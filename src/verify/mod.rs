@@ -5,10 +5,15 @@
 //! Objects are told apart by their keys ([`ObjectKey::parse`]):
 //! - raw data objects and `_rejected/` objects are checked on their own ([`objects`]):
 //!   every row reads, the digest in the name is the digest of the content, every
-//!   column is what the verbatim `record` gives again ([`rows`]);
+//!   column is what the verbatim `record` gives again ([`rows`]), and a raw object's
+//!   bytes are what encoding its records again gives;
+//! - every Parquet file's structure is checked as strictly as the readers users query
+//!   with ([`parquet`]);
 //! - compacted files are checked with their day's manifest ([`compacted`]): sizes,
-//!   checksums, versions, order, each event once, and the manifest's sources against
-//!   the raw archive they came from.
+//!   checksums, versions, order, each event once, the row digest, and, given the raw
+//!   archive ([`Verifier::raw`]), the manifest's sources and the raw objects of the day
+//!   that it does not list yet. A manifest is data: its keys are checked before use and
+//!   its free-form locations are never opened.
 //!
 //! On S3 every object's bytes are also compared with the SHA-256 checksum S3 stored at
 //! upload. A problem never stops the run: each bad object is reported with its reasons.
@@ -24,7 +29,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::archive::source::{ArchiveSource, SourceError, StoredChecksum};
-use crate::model::key::{partition_day, ObjectKey, MANIFESTS_DIR};
+use crate::model::key::{partition_day, ObjectKey, LEGACY_MANIFESTS_DIR, MANIFESTS_DIR};
 use crate::schema::SchemaSet;
 
 /// Most reasons kept for one object; past it the count of the others is given.
@@ -138,6 +143,43 @@ pub struct VerifySummary {
     /// Multipart objects whose stored checksum could not be recomputed (parts of
     /// another size than the archiver's).
     pub checksums_not_compared: Vec<String>,
+    /// Raw objects whose bytes were compared with a fresh encoding of their records.
+    pub reencoded: u64,
+    /// Raw objects whose bytes were not compared with a fresh encoding, counted by
+    /// why not.
+    pub not_reencoded: BTreeMap<String, u64>,
+    /// Sources named by manifests that were not read again, for want of the raw
+    /// archive (`--raw`).
+    pub sources_not_read: u64,
+    /// Compacted days whose raw day holds data objects that their manifest does not
+    /// list (late arrivals): not bad objects, a compaction to run.
+    pub behind_raw: Vec<BehindRaw>,
+}
+
+/// A compacted day behind the raw archive: raw data objects of the day arrived after
+/// it was compacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BehindRaw {
+    /// The table.
+    pub table: String,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub date: String,
+    /// The day's manifest.
+    pub manifest: String,
+    /// Raw data objects of the day not among the manifest's sources.
+    pub not_compacted: u64,
+    /// The first of them (at most [`MAX_REASONS`]).
+    pub raw_objects: Vec<String>,
+}
+
+impl BehindRaw {
+    /// What to do about it, in one line.
+    pub fn message(&self) -> String {
+        format!(
+            "{} {} is behind the raw archive: {} sources not compacted; run compact --from {} --to {} covering it",
+            self.table, self.date, self.not_compacted, self.date, self.date
+        )
+    }
 }
 
 impl VerifySummary {
@@ -165,6 +207,29 @@ impl VerifySummary {
         }
         if !self.typed_columns_checked {
             let _ = writeln!(s, "typed columns not checked (no --schemas)");
+        }
+        if self.reencoded > 0 {
+            let _ = writeln!(
+                s,
+                "{} raw objects compared with a fresh encoding of their records",
+                self.reencoded
+            );
+        }
+        for (why, n) in &self.not_reencoded {
+            let _ = writeln!(
+                s,
+                "{n} raw objects not compared with a fresh encoding: {why}"
+            );
+        }
+        if self.sources_not_read > 0 {
+            let _ = writeln!(
+                s,
+                "{} sources named by manifests not read again (no --raw)",
+                self.sources_not_read
+            );
+        }
+        for b in &self.behind_raw {
+            let _ = writeln!(s, "{}", b.message());
         }
         for o in &self.unexpected {
             let _ = writeln!(s, "not an archive object, not read: {o}");
@@ -224,6 +289,10 @@ impl Reasons {
 pub struct Verifier<'a> {
     /// The archive (raw, compacted, or both under one root).
     pub source: &'a dyn ArchiveSource,
+    /// The raw archive that compacted days were made from (`--raw`): each manifest's
+    /// sources are read from it (only keys of the manifest's table and day), and its
+    /// listing of each day shows late arrivals. Without it the sources are not read.
+    pub raw: Option<&'a dyn ArchiveSource>,
     /// What to verify.
     pub options: &'a VerifyOptions,
     /// Advanced by one per object checked.
@@ -264,9 +333,15 @@ impl Verifier<'_> {
                         days.entry((table, date)).or_default().files.push(key);
                     }
                 }
-                Some(ObjectKey::Manifest { table, date }) => {
+                Some(
+                    ObjectKey::Manifest { table, date } | ObjectKey::LegacyManifest { table, date },
+                ) => {
+                    // A legacy manifest counts only where no current one is.
                     if self.options.table_selected(&table) && self.options.day_selected(date) {
-                        days.entry((table, date)).or_default().manifest = Some(key);
+                        let day = days.entry((table, date)).or_default();
+                        if day.manifest.is_none() || !key.starts_with(LEGACY_MANIFESTS_DIR) {
+                            day.manifest = Some(key);
+                        }
                     }
                 }
                 None => {
@@ -283,13 +358,21 @@ impl Verifier<'_> {
         for (key, name) in &raw {
             let mut reasons = Reasons::default();
             if let Some(bytes) = self.read(key, &mut reasons, &mut summary).await {
-                summary.rows += objects::check_raw(
+                let checked = objects::check_raw(
                     name,
                     bytes,
                     &self.source.location(key),
                     self.options.schemas.as_ref(),
                     &mut reasons,
                 );
+                summary.rows += checked.rows;
+                match checked.reencoding {
+                    objects::Reencoding::Compared => summary.reencoded += 1,
+                    objects::Reencoding::NotCompared(why) => {
+                        *summary.not_reencoded.entry(why).or_default() += 1
+                    }
+                    objects::Reencoding::AlreadyBad => {}
+                }
             }
             self.report(key, ObjectKind::Raw, reasons, &mut summary);
         }
@@ -300,9 +383,8 @@ impl Verifier<'_> {
             }
             self.report(key, ObjectKind::Rejected, reasons, &mut summary);
         }
-        let mut sources = compacted::SourceCache::default();
         for ((table, date), day) in &days {
-            compacted::check_day(self, table, *date, day, &mut sources, &mut summary).await;
+            compacted::check_day(self, table, *date, day, &mut summary).await;
         }
         Ok(summary)
     }
@@ -327,7 +409,30 @@ impl Verifier<'_> {
         reasons: &mut Reasons,
         summary: &mut VerifySummary,
     ) -> Option<Vec<u8>> {
-        let bytes = match self.source.get(key).await {
+        self.read_at_most(key, None, reasons, summary).await
+    }
+
+    /// The object's bytes as [`Verifier::read`] gives them; with `max_bytes`, an
+    /// object over it is refused unread (a manifest the size of a disk is not one).
+    pub(crate) async fn read_at_most(
+        &self,
+        key: &str,
+        max_bytes: Option<u64>,
+        reasons: &mut Reasons,
+        summary: &mut VerifySummary,
+    ) -> Option<Vec<u8>> {
+        let got = match max_bytes {
+            None => self.source.get(key).await,
+            Some(max) => match self.source.get_tagged(key, max).await {
+                Ok(Some((bytes, _tag))) => Ok(bytes),
+                Ok(None) => Err(SourceError {
+                    location: self.source.location(key),
+                    message: "it is gone".to_string(),
+                }),
+                Err(e) => Err(e),
+            },
+        };
+        let bytes = match got {
             Ok(b) => b,
             // The S3 client itself compares the body with the stored checksum when S3
             // sends one, and fails the read when they differ.

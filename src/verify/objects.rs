@@ -1,9 +1,11 @@
-//! Objects: the checks of one raw data object or `_rejected/` object on its own, and of
-//! any object's bytes against the checksum its store kept at upload.
+//! Objects: the checks of one raw data object or `_rejected/` object on its own (a raw
+//! object's bytes must also be what encoding its records again gives), and of any
+//! object's bytes against the checksum its store kept at upload.
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::parquet::Structure;
 use super::rows::{check_file, Extra};
 use super::Reasons;
 use crate::archive::reader::gunzip;
@@ -12,7 +14,8 @@ use crate::encode::record_set_digest;
 use crate::model::hex::hex_digest;
 use crate::model::key::DataKey;
 use crate::model::ChangeRecord;
-use crate::schema::SchemaSet;
+use crate::model::Format;
+use crate::schema::{SchemaSet, TableSchema};
 
 /// Compares bytes with a stored checksum: `Some(Ok)` when they match, `Some(Err)` with
 /// the reason when not, `None` when it cannot be recomputed (a multipart checksum over
@@ -46,16 +49,41 @@ pub fn compare_checksum(stored: &StoredChecksum, bytes: &[u8]) -> Option<Result<
     })
 }
 
+/// Whether a raw data object's bytes were compared with a fresh encoding of its
+/// records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reencoding {
+    /// They were (and any difference is among the object's reasons).
+    Compared,
+    /// They were not, for this reason (an object of another archiver version, or with
+    /// typed columns and no schema known).
+    NotCompared(String),
+    /// The object is already bad for other reasons: its records may be incomplete.
+    AlreadyBad,
+}
+
+/// What checking a raw data object found besides its reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawChecked {
+    /// Rows read.
+    pub rows: u64,
+    /// Whether its bytes were compared with a fresh encoding of its records.
+    pub reencoding: Reencoding,
+}
+
 /// Checks a raw data object: it reads, every row is its record's, the rows belong to
-/// the object's partition, and the sequence numbers and digest in its name are its
-/// content's. Returns the rows read.
+/// the object's partition, the sequence numbers and digest in its name are its
+/// content's, and (see [`reencode`]) its bytes are what encoding its records again
+/// gives.
 pub fn check_raw(
     name: &DataKey,
     bytes: Vec<u8>,
     location: &str,
     schemas: Option<&SchemaSet>,
     reasons: &mut Reasons,
-) -> u64 {
+) -> RawChecked {
+    // The bytes go to the decoder: what is compared later is their size and digest.
+    let stored = (bytes.len(), <[u8; 32]>::from(Sha256::digest(&bytes)));
     let mut changes: Vec<ChangeRecord> = Vec::new();
     let extra = Extra::of(&name.table, schemas, None);
     let read = check_file(
@@ -89,7 +117,10 @@ pub fn check_raw(
     );
     let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
         reasons.push("holds no rows");
-        return read;
+        return RawChecked {
+            rows: read.rows,
+            reencoding: Reencoding::AlreadyBad,
+        };
     };
     if first.sequence_number != name.first_sequence || last.sequence_number != name.last_sequence {
         reasons.push(format!(
@@ -104,7 +135,84 @@ pub fn check_raw(
             name.digest
         ));
     }
-    read
+    let reencoding = if reasons.is_empty() {
+        let schema = schemas.and_then(|s| s.get(&name.table));
+        reencode(
+            name.format,
+            &changes,
+            read.structure.as_ref(),
+            schema,
+            stored,
+            reasons,
+        )
+    } else {
+        Reencoding::AlreadyBad
+    };
+    RawChecked {
+        rows: read.rows,
+        reencoding,
+    }
+}
+
+/// Encodes a raw object's records again and requires the very bytes it holds (their
+/// size and SHA-256, `stored`): names and bytes follow from the records. Gzip JSON lines
+/// always; Parquet files unless their footer says that another version wrote them (its
+/// [`crate::encode::parquet::VERSION_KEY`] and `created_by`: either naming this build
+/// is enough), with the table's `schema` when the file has typed columns (none known:
+/// not compared).
+pub fn reencode(
+    format: Format,
+    changes: &[ChangeRecord],
+    structure: Option<&Structure>,
+    schema: Option<&TableSchema>,
+    stored: (usize, [u8; 32]),
+    reasons: &mut Reasons,
+) -> Reencoding {
+    let fresh = match format {
+        Format::JsonlGz => crate::encode::jsonl::encode(changes).map_err(|e| e.to_string()),
+        Format::Parquet => {
+            let this = env!("CARGO_PKG_VERSION");
+            let version = structure.and_then(|s| s.version.as_deref());
+            let created_by = structure.and_then(|s| s.created_by.as_deref());
+            // Either mark of this build is enough, and a file that names no other
+            // writer is compared too: one changed byte can garble one mark, or drop
+            // both (a field header), but not make both name another version.
+            let writer = crate::encode::parquet::writer_properties();
+            let ours = version == Some(this) || created_by == Some(writer.created_by());
+            let other = version.is_some_and(|v| v != this)
+                || created_by.is_some_and(|c| c != writer.created_by());
+            if other && !ours {
+                return Reencoding::NotCompared(format!(
+                    "written by {}, not ddb-archiver {this}",
+                    version.map_or_else(
+                        || created_by.unwrap_or_default().to_string(),
+                        |v| format!("ddb-archiver {v}")
+                    )
+                ));
+            }
+            let standard = crate::model::columns::STANDARD_COLUMNS.len();
+            let typed = structure
+                .and_then(|s| s.columns)
+                .is_some_and(|n| n > standard);
+            if typed && schema.is_none() {
+                return Reencoding::NotCompared(
+                    "typed columns, and no schema of its table (--schemas)".to_string(),
+                );
+            }
+            let schema = if typed { schema } else { None };
+            crate::encode::parquet::encode(changes, schema).map_err(|e| e.to_string())
+        }
+    };
+    match fresh {
+        Err(e) => reasons.push(format!("its records cannot be encoded again: {e}")),
+        Ok(fresh) => {
+            let same = fresh.len() == stored.0 && Sha256::digest(&fresh).as_slice() == stored.1;
+            if !same {
+                reasons.push("its bytes differ from a fresh encoding of its records");
+            }
+        }
+    }
+    Reencoding::Compared
 }
 
 /// The fields of a `_rejected/` line, in order.

@@ -12,20 +12,57 @@ use arrow::datatypes::Field;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::archive::reader::parquet_guard;
+use crate::encode::parquet::VERSION_KEY;
 
 const MAGIC: &[u8; 4] = b"PAR1";
+
+/// A Parquet file's structure, checked, with what its footer says about its writing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Structure {
+    /// What is wrong: empty when it is sound.
+    pub problems: Vec<String>,
+    /// The archiver version in its key-value metadata
+    /// ([`crate::encode::parquet::VERSION_KEY`]), if the footer decodes and has one.
+    pub version: Option<String>,
+    /// The writer named in its footer (`created_by`), if the footer decodes and has one.
+    pub created_by: Option<String>,
+    /// Columns at the top of its schema (the standard ones, then any others), if the
+    /// footer decodes.
+    pub columns: Option<usize>,
+}
 
 /// What is wrong with the structure of a Parquet file: empty when it is sound. The
 /// file's Arrow schema must begin with `columns`, name for name and type for type.
 pub fn check_structure(bytes: &[u8], columns: &[Field]) -> Vec<String> {
+    check(bytes, columns).problems
+}
+
+/// Checks the structure of a Parquet file as [`check_structure`] does, and reads what
+/// its footer says about its writing.
+pub fn check(bytes: &[u8], columns: &[Field]) -> Structure {
     let mut problems = Vec::new();
     let (metadata, footer_start) = match footer(bytes) {
         Ok(m) => m,
-        Err(e) => return vec![e],
+        Err(e) => {
+            return Structure {
+                problems: vec![e],
+                ..Structure::default()
+            }
+        }
     };
     check_row_groups(&metadata, footer_start, &mut problems);
     check_arrow_schema(&metadata, columns, &mut problems);
-    problems
+    let file = metadata.file_metadata();
+    let version = file
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == VERSION_KEY))
+        .and_then(|e| e.value.clone());
+    Structure {
+        problems,
+        version,
+        created_by: file.created_by().map(str::to_string),
+        columns: Some(file.schema_descr().root_schema().get_fields().len()),
+    }
 }
 
 /// The decoded footer and the offset where it starts, after checking the magic bytes

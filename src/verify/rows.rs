@@ -1,16 +1,20 @@
 //! Rows: every row of a file, read with every standard column, is re-derived from its
 //! verbatim `record` (decoded again as the archiver decoded it when it arrived) and
 //! compared column by column; Parquet files' other columns (typed columns and
-//! `type_errors`, `compaction_version`) are compared with what they should hold.
+//! `type_errors`, `compaction_version`) are compared with what they should hold. A
+//! Parquet file's structure is checked strictly ([`super::parquet`]) and its pages are
+//! decoded once.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use serde_json::value::RawValue;
 
+use super::parquet::Structure;
 use super::Reasons;
 use crate::archive::reader::{self, Projection, Row};
 use crate::decode::{decode_record, DecodeOptions, Decoded};
+use crate::encode::parquet::standard_fields;
 use crate::model::ChangeRecord;
 use crate::model::Format;
 use crate::schema::{SchemaSet, TableSchema};
@@ -106,9 +110,20 @@ pub struct CheckedRow {
     pub change: Option<ChangeRecord>,
 }
 
+/// What reading a file found beside its rows' problems.
+#[derive(Debug, Clone, Default)]
+pub struct FileRead {
+    /// Rows read.
+    pub rows: u64,
+    /// A Parquet file's structure (`None` for gzip JSON lines).
+    pub structure: Option<Structure>,
+}
+
 /// Reads every row of a file with every standard column, re-derives each and reports
-/// the rows that differ; Parquet files' other columns are checked against `extra`
-/// batch by batch. `each` gets every row in file order. Returns the rows read.
+/// the rows that differ; `each` gets every row in file order. A Parquet file's
+/// structure is checked first ([`super::parquet::check`], its schema beginning with
+/// the standard columns), then it is decoded once, batch by batch, and each batch's
+/// other columns are checked against `extra`.
 ///
 /// Bytes that make the Parquet crate panic make the file bad, not the run: every
 /// Parquet read goes through the reader's guard ([`reader::parquet_guard`]).
@@ -119,105 +134,94 @@ pub fn check_file(
     extra: Extra<'_>,
     reasons: &mut Reasons,
     mut each: impl FnMut(CheckedRow, &mut Reasons),
-) -> u64 {
-    let batches = match format {
-        Format::Parquet => match reader::parquet_all_batches(bytes.clone(), location) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                reasons.push(e.reason);
-                return 0;
-            }
-        },
-        Format::JsonlGz => None,
-    };
-    let mut rows = match reader::rows(format, bytes, location, Projection::ALL) {
-        Ok(r) => r,
-        Err(e) => {
-            reasons.push(e.reason);
-            return 0;
-        }
-    };
+) -> FileRead {
     let mut number = 0usize;
-    let mut next_rows = |n: Option<usize>, reasons: &mut Reasons| -> Option<Vec<CheckedRow>> {
-        let mut out = Vec::new();
-        while n.is_none_or(|n| out.len() < n) {
-            match rows.next() {
-                None => break,
-                Some(Err(e)) => {
-                    reasons.push(e.reason);
-                    return None;
-                }
-                Some(Ok(row)) => {
-                    let change = match rederive(&row) {
-                        Ok(c) => {
-                            let differ = differing_columns(&row, &c);
-                            if !differ.is_empty() {
-                                reasons.push(format!(
-                                    "row {number} (event_id {:?}): {} differ from its record",
-                                    row.event_id,
-                                    differ.join(", ")
-                                ));
-                            }
-                            Some(c)
-                        }
-                        Err(why) => {
-                            reasons
-                                .push(format!("row {number} (event_id {:?}): {why}", row.event_id));
-                            None
-                        }
-                    };
-                    out.push(CheckedRow {
-                        number,
-                        row,
-                        change,
-                    });
-                    number += 1;
-                }
-            }
-        }
-        Some(out)
+    let mut checked = |row: Row, reasons: &mut Reasons| {
+        let change = rederive_checked(&row, number, reasons);
+        let c = CheckedRow {
+            number,
+            row,
+            change,
+        };
+        number += 1;
+        c
     };
-    let mut read = 0u64;
-    match batches {
-        None => {
-            if let Some(all) = next_rows(None, reasons) {
-                read += all.len() as u64;
-                all.into_iter().for_each(|c| each(c, reasons));
+    let mut read = FileRead::default();
+    match format {
+        Format::JsonlGz => {
+            let rows = match reader::rows(format, bytes, location, Projection::ALL) {
+                Ok(r) => r,
+                Err(e) => {
+                    reasons.push(e.reason);
+                    return read;
+                }
+            };
+            for row in rows {
+                match row {
+                    Ok(row) => {
+                        let c = checked(row, reasons);
+                        read.rows += 1;
+                        each(c, reasons);
+                    }
+                    Err(e) => {
+                        reasons.push(e.reason);
+                        break;
+                    }
+                }
             }
         }
-        Some(batches) => {
+        Format::Parquet => {
+            let structure = super::parquet::check(&bytes, &standard_fields());
+            for problem in &structure.problems {
+                reasons.push(format!("Parquet structure: {problem}"));
+            }
+            read.structure = Some(structure);
+            let batches = match reader::parquet_all_batches(bytes, location) {
+                Ok(b) => b,
+                Err(e) => {
+                    reasons.push(e.reason);
+                    return read;
+                }
+            };
             for batch in batches {
-                let batch = match batch {
-                    Ok(b) => b,
+                let rows = batch.and_then(|b| reader::batch_rows(&b).map(|rows| (b, rows)));
+                let (batch, rows) = match rows {
+                    Ok(r) => r,
                     Err(e) => {
-                        reasons.push(format!("after row {read}: {e}"));
+                        reasons.push(format!("after row {}: {e}", read.rows));
                         return read;
                     }
                 };
-                let Some(chunk) = next_rows(Some(batch.num_rows()), reasons) else {
-                    return read;
-                };
-                if chunk.len() != batch.num_rows() {
-                    reasons.push(format!(
-                        "the standard columns hold {} rows where the file holds {}",
-                        read as usize + chunk.len(),
-                        read as usize + batch.num_rows()
-                    ));
-                    return read;
-                }
-                check_extra_columns(&batch, &chunk, extra, read, reasons);
-                read += chunk.len() as u64;
+                let chunk: Vec<CheckedRow> =
+                    rows.into_iter().map(|row| checked(row, reasons)).collect();
+                check_extra_columns(&batch, &chunk, extra, read.rows, reasons);
+                read.rows += chunk.len() as u64;
                 chunk.into_iter().for_each(|c| each(c, reasons));
-            }
-            if let Some(rest) = next_rows(None, reasons).filter(|r| !r.is_empty()) {
-                reasons.push(format!(
-                    "the standard columns hold {} more rows than the file",
-                    rest.len()
-                ));
             }
         }
     }
     read
+}
+
+/// A row's re-derived change, with the columns that differ from it reported.
+fn rederive_checked(row: &Row, number: usize, reasons: &mut Reasons) -> Option<ChangeRecord> {
+    match rederive(row) {
+        Ok(c) => {
+            let differ = differing_columns(row, &c);
+            if !differ.is_empty() {
+                reasons.push(format!(
+                    "row {number} (event_id {:?}): {} differ from its record",
+                    row.event_id,
+                    differ.join(", ")
+                ));
+            }
+            Some(c)
+        }
+        Err(why) => {
+            reasons.push(format!("row {number} (event_id {:?}): {why}", row.event_id));
+            None
+        }
+    }
 }
 
 /// Checks one Parquet batch's columns beyond the standard ones.

@@ -15,6 +15,13 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR|s3://bucket/prefix")]
     source: String,
 
+    /// The raw archive that the compacted layer was made from: each manifest's sources
+    /// are read from it by their keys (only keys of the manifest's table and day), and
+    /// raw objects that a compacted day does not list yet are reported. Without it the
+    /// sources are not read.
+    #[arg(long, value_name = "DIR|s3://bucket/prefix")]
+    raw: Option<String>,
+
     /// `--table`, `--from` and `--to`.
     #[command(flatten)]
     days: DaysArgs,
@@ -33,6 +40,12 @@ pub struct VerifyArgs {
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let location = ddb_archiver::model::Location::parse(&args.source)
         .map_err(|e| anyhow::anyhow!("invalid --source: {e}"))?;
+    let raw_location = args
+        .raw
+        .as_deref()
+        .map(ddb_archiver::model::Location::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("invalid --raw: {e}"))?;
     args.days.check()?;
     let options = VerifyOptions {
         table: args.days.table,
@@ -42,10 +55,15 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ..VerifyOptions::default()
     };
     let source = ddb_archiver::archive::source::open_location(&location).await;
+    let raw = match &raw_location {
+        Some(l) => Some(ddb_archiver::archive::source::open_location(l).await),
+        None => None,
+    };
     let progress =
         progress_bar("{spinner} {elapsed} {human_pos}/{human_len} objects checked ({per_sec})")?;
     let summary = Verifier {
         source: source.as_ref(),
+        raw: raw.as_deref(),
         options: &options,
         progress: &progress,
     }
