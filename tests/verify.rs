@@ -901,3 +901,63 @@ async fn the_row_digest_finds_a_changed_sequence_number_in_a_compacted_row() {
         );
     }
 }
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Verifies each flipped file that tests/python/test_verify_flips.py lists in
+/// `$DDB_ARCHIVER_FLIPS/flips.json` (`tree` "raw" or "comp", `key`, `file`): the file's
+/// bytes are put under the key in a copy of `$DDB_ARCHIVER_FLIPS/archive/<tree>` and that
+/// tree is verified (the compacted one with its raw archive). Whether the object was
+/// reported bad is written to `verdicts.json`, which the Python test reads. Run by that
+/// test; without the variable there is nothing to do.
+#[tokio::test]
+#[ignore = "run by tests/python/test_verify_flips.py"]
+async fn verdicts_on_flipped_files() {
+    let Ok(dir) = std::env::var("DDB_ARCHIVER_FLIPS") else {
+        eprintln!("DDB_ARCHIVER_FLIPS is not set: no flipped files to verify");
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let flips: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("flips.json")).unwrap()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    copy_tree(&dir.join("archive"), work.path());
+    let raw = LocalDirSource::new(work.path().join("raw"));
+    let comp = LocalDirSource::new(work.path().join("comp"));
+    let mut verdicts = Vec::new();
+    for flip in flips {
+        let (tree, key, file) = (
+            flip["tree"].as_str().unwrap(),
+            flip["key"].as_str().unwrap(),
+            flip["file"].as_str().unwrap(),
+        );
+        let path = work.path().join(tree).join(key);
+        let original = std::fs::read(&path).unwrap();
+        std::fs::write(&path, std::fs::read(dir.join(file)).unwrap()).unwrap();
+        let (source, with_raw): (&dyn ArchiveSource, Option<&dyn ArchiveSource>) = match tree {
+            "raw" => (&raw, None),
+            _ => (&comp, Some(&raw)),
+        };
+        let s = verify_with_raw(source, with_raw, &VerifyOptions::default()).await;
+        let reported = s.bad.iter().any(|b| b.location == source.location(key));
+        std::fs::write(&path, original).unwrap();
+        verdicts.push(serde_json::json!({"file": file, "reported": reported}));
+    }
+    std::fs::write(
+        dir.join("verdicts.json"),
+        serde_json::to_vec(&verdicts).unwrap(),
+    )
+    .unwrap();
+}

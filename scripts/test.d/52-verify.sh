@@ -2,13 +2,18 @@
 # Verify against s3s-fs on 127.0.0.1: an archive and its compacted layer written through
 # the S3 sink pass, and every byte flipped in s3s-fs's files behind S3's back is reported,
 # because the SHA-256 checksum stored at upload no longer matches (tests/verify.rs, the
-# ignored test); then the `verify` command against s3:// once: exit 0 on a clean tree,
-# exit 1 naming the object after a flip.
+# ignored test); then the `verify` command against s3:// once: exit 0 on a clean tree
+# (the compacted layer with --raw), exit 1 naming the object after a flip. Last, every
+# footer byte of a raw and a compacted Parquet file flipped one bit at a time: each flip
+# that DuckDB or pyarrow refuses or reads differently must be reported
+# (tests/python/test_verify_flips.py, with the ignored test verdicts_on_flipped_files).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 ensure_s3s
+ensure_venv
 cargo build --bin ddb-archiver
+cargo test --test verify --no-run --quiet
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/ddb-archiver"
 W=$(mktemp -d)
 trap 'stop_bg; rm -rf "$W"' EXIT
@@ -23,7 +28,7 @@ start_bg s3s-fs --host 127.0.0.1 --port "$S3_PORT" --access-key "$AWS_ACCESS_KEY
   --secret-key "$AWS_SECRET_ACCESS_KEY" "$W/s3"
 wait_port "$S3_PORT"
 S3_URL="http://127.0.0.1:$S3_PORT"
-# Manifests name their sources by s3:// URL; verify opens those with this endpoint.
+# The CLI reaches s3s-fs through this endpoint.
 export AWS_ENDPOINT_URL_S3="$S3_URL"
 
 log "verify on s3s-fs: every flipped byte is reported (tests/verify.rs, ignored test)"
@@ -34,8 +39,9 @@ log "ddb-archiver verify --source s3://: exit 0 when clean, 1 naming a flipped o
 "$BIN" archive --dest s3://verify-cli/raw --format jsonl.gz examples/events/invoices-stream.json > /dev/null
 "$BIN" compact --source s3://verify-cli/raw --dest s3://verify-cli/compacted > /dev/null
 "$BIN" verify --source s3://verify-cli/raw > "$W/clean.txt"
-"$BIN" verify --source s3://verify-cli/compacted --json > "$W/clean.json"
+"$BIN" verify --source s3://verify-cli/compacted --raw s3://verify-cli/raw --json > "$W/clean.json"
 grep -q '"bad": \[\]' "$W/clean.json"
+grep -q '"sources_not_read": 0' "$W/clean.json"
 grep -q "compared with the SHA-256 checksum" "$W/clean.txt"
 KEY=$(cd "$W/s3/verify-cli/raw" && find invoices -name '*.json.gz' | sort | head -n 1)
 # Byte 4 is in the gzip header's modification time: no reader sees it, S3's checksum does.
@@ -51,3 +57,6 @@ if "$BIN" verify --source s3://verify-cli/raw > "$W/bad.txt"; then
 fi
 grep -F "BAD s3://verify-cli/raw/$KEY" "$W/bad.txt"
 grep -F "do not match the SHA-256 checksum stored at upload" "$W/bad.txt"
+
+log "pytest tests/python/test_verify_flips.py (footer flips against DuckDB and pyarrow)"
+DDB_ARCHIVER_BIN="$BIN" python -m pytest -q -s -p no:cacheprovider tests/python/test_verify_flips.py
