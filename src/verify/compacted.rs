@@ -3,7 +3,10 @@
 //! and sources of this table and day; its files exist with the listed sizes, checksums
 //! and rows, carry its version, and hold the day's changes in order, each event once,
 //! with the manifest's row digest (format 1: its event-ID digest). Files of versions it
-//! superseded are checked on their own; files of any other version are leftovers.
+//! superseded are checked on their own; files of any other version (or of a day with no
+//! manifest) belong to no published version: a failed or losing compaction run left
+//! them, no reader reads them, compaction deletes them after its grace period, and they
+//! are listed apart, not reported bad.
 //!
 //! Given the raw archive ([`Verifier::raw`]), every source is read from it by its key
 //! (never by the manifest's free-form `location`) and must have the listed size and
@@ -158,15 +161,17 @@ pub(crate) async fn check_day(
         let mut last: Option<(i64, String)> = None;
         for (_, key) in files {
             let mut reasons = Reasons::default();
-            match (role, &manifest) {
-                (Role::NoManifest, _) if day.manifest.is_some() => {
+            match role {
+                Role::NoManifest if day.manifest.is_some() => {
                     reasons.push("its day's manifest cannot be used")
                 }
-                (Role::NoManifest, _) => reasons.push("no manifest for its day"),
-                (Role::Leftover, Some(m)) => reasons.push(format!(
-                    "not listed in its day's manifest: its version {version} is neither the manifest's {} nor one it superseded",
-                    m.version
-                )),
+                // Files of no published version (a compaction run that failed or lost a
+                // race): no reader reads them, and compaction deletes them once the
+                // grace period is over. Listed, not bad.
+                Role::NoManifest | Role::Leftover => {
+                    summary.unpublished.push(v.source.location(key));
+                    continue;
+                }
                 _ => {}
             }
             if let Some(bytes) = v.read(key, &mut reasons, summary).await {

@@ -154,6 +154,9 @@ pub struct VerifySummary {
     /// Compacted days whose raw day holds data objects that their manifest does not
     /// list (late arrivals): not bad objects, a compaction to run.
     pub behind_raw: Vec<BehindRaw>,
+    /// Compacted files of no published version (left by a failed or losing compaction
+    /// run, deleted by compaction after its grace period; no reader reads them).
+    pub unpublished: Vec<String>,
 }
 
 /// A compacted day behind the raw archive: raw data objects of the day arrived after
@@ -230,6 +233,12 @@ impl VerifySummary {
         }
         for b in &self.behind_raw {
             let _ = writeln!(s, "{}", b.message());
+        }
+        for o in &self.unpublished {
+            let _ = writeln!(
+                s,
+                "of no published version (left by a failed or losing compaction; deleted after the grace period): {o}"
+            );
         }
         for o in &self.unexpected {
             let _ = writeln!(s, "not an archive object, not read: {o}");

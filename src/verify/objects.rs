@@ -82,8 +82,36 @@ pub fn check_raw(
     schemas: Option<&SchemaSet>,
     reasons: &mut Reasons,
 ) -> RawChecked {
-    // The bytes go to the decoder: what is compared later is their size and digest.
-    let stored = (bytes.len(), <[u8; 32]>::from(Sha256::digest(&bytes)));
+    // The bytes go to the decoder: what is compared later is their size and digest —
+    // of the uncompressed text for gzip JSON lines, so that another deflate (an older
+    // release's level, another zlib) is no difference; the gzip CRC guards the rest.
+    let stored = match name.format {
+        Format::Parquet => (bytes.len(), <[u8; 32]>::from(Sha256::digest(&bytes))),
+        Format::JsonlGz => {
+            // The archiver's gzip header: deflate, no flags, no time, extra flags of
+            // its level, OS unknown. The header is outside the CRC the decoder checks.
+            let canonical = bytes.len() >= 10
+                && bytes[..8] == [0x1f, 0x8b, 8, 0, 0, 0, 0, 0]
+                && matches!(bytes[8], 0 | 2 | 4)
+                && bytes[9] == 255;
+            if !canonical {
+                reasons.push(format!(
+                    "its gzip header is not the archiver's: {:02x?}",
+                    &bytes[..bytes.len().min(10)]
+                ));
+            }
+            let mut hash = Sha256::new();
+            let mut text = flate2::read::MultiGzDecoder::new(bytes.as_slice());
+            match std::io::copy(&mut text, &mut hash) {
+                Ok(n) => (
+                    usize::try_from(n).unwrap_or(usize::MAX),
+                    hash.finalize().into(),
+                ),
+                // The reader below names what is wrong with it.
+                Err(_) => (0, [0; 32]),
+            }
+        }
+    };
     let mut changes: Vec<ChangeRecord> = Vec::new();
     let extra = Extra::of(&name.table, schemas, None);
     let read = check_file(
@@ -156,7 +184,9 @@ pub fn check_raw(
 
 /// Encodes a raw object's records again and requires the very bytes it holds (their
 /// size and SHA-256, `stored`): names and bytes follow from the records. Gzip JSON lines
-/// always; Parquet files unless their footer says that another version wrote them (its
+/// always, as their uncompressed text (any release's lines are the same text, whatever
+/// deflate compressed them); Parquet files unless their footer says that another version
+/// wrote them (its
 /// [`crate::encode::parquet::VERSION_KEY`] and `created_by`: either naming this build
 /// is enough), with the table's `schema` when the file has typed columns (none known:
 /// not compared).
@@ -169,7 +199,13 @@ pub fn reencode(
     reasons: &mut Reasons,
 ) -> Reencoding {
     let fresh = match format {
-        Format::JsonlGz => crate::encode::jsonl::encode(changes).map_err(|e| e.to_string()),
+        Format::JsonlGz => {
+            let mut text = Vec::new();
+            for c in changes {
+                crate::encode::jsonl::write_line(&mut text, c);
+            }
+            Ok(text)
+        }
         Format::Parquet => {
             let this = env!("CARGO_PKG_VERSION");
             let version = structure.and_then(|s| s.version.as_deref());
