@@ -1,6 +1,6 @@
 """What the archiver writes, read back by independent readers (pyarrow and DuckDB):
 types as documented, JSON columns equal to the input exactly, partitions by event time,
-and the README's DuckDB queries run as written."""
+and the DuckDB queries of docs/athena.md run as written."""
 import base64
 import datetime as dt
 import gzip
@@ -129,18 +129,18 @@ def test_duckdb_reads_both_formats(archives):
     assert big == [("12345678901234567890123456789012345678",)]
 
 
-def readme_sql_blocks():
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Querying the archive"):]
+def docs_sql_blocks():
+    text = (ROOT / "docs" / "athena.md").read_text()
+    section = text[text.index("## DuckDB"):]
     section = section[: section.find("\n## ", 3)] if "\n## " in section[3:] else section
     return re.findall(r"```sql\n(.*?)```", section, re.S)
 
 
 @pytest.mark.parametrize("index", range(3))
-def test_readme_duckdb_queries_run(archives, tmp_path, index):
-    blocks = readme_sql_blocks()
-    assert len(blocks) == 3, "README DuckDB examples changed: update this test"
-    # The README's paths are relative to a directory holding ./archive.
+def test_docs_duckdb_queries_run(archives, tmp_path, index):
+    blocks = docs_sql_blocks()
+    assert len(blocks) == 3, "docs/athena.md's DuckDB examples changed: update this test"
+    # The queries' paths are relative to a directory holding ./archive.
     archive = tmp_path / "archive"
     res = run_archive(archive, "parquet", EXAMPLE)
     assert res.returncode == 0
