@@ -4,7 +4,7 @@ with boto3's TypeDeserializer, pyarrow and gzip.
 
   peer.py --dest DIR --format parquet|jsonl.gz FILE...
 
-It produces the archive's columns and layout (README "Columns" and "Archive layout"):
+It produces the archive's columns and layout (docs/layout.md, "Columns" and "Archive layout"):
 each change goes to <dest>/<table>/year=YYYY/month=MM/day=DD/ of its own event time,
 one file per partition named <first-seq>-<last-seq>-<digest16>.<ext>, never overwriting.
 Images are checked by deserialising them with TypeDeserializer (unknown types and bad

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark behind README "Performance": builds the release binary, makes the Python
+# The benchmark behind docs/performance.md: builds the release binary, makes the Python
 # venv (pyarrow, boto3), and runs bench/run.py (ddb-archiver vs the Python peer, both as
 # whole processes, alternating), then bench/restore.py (restore of a million changes over
 # 100,000 keys). Arguments go to bench/run.py (e.g. --runs 9).
