@@ -1,11 +1,15 @@
 //! Archive: reading back what the archiver wrote, in one place.
 //!
-//! [`source`] lists and reads objects (a local directory or S3); [`key`] builds and
-//! parses object keys and partitions; [`reader`] turns one object, Parquet or gzip JSON
-//! lines, into rows or Arrow batches; [`order`] puts changes in stream order and drops
-//! duplicates within a memory budget. Replay, schema inference and every later reader
-//! go through these.
+//! [`source`] lists and reads objects (a local directory or S3); [`reader`] turns one
+//! object, Parquet or gzip JSON lines, into rows or Arrow batches ([`jsonl_row`] parses
+//! a JSON line); [`order`] is the one external sorter, in stream order within a memory
+//! budget, and [`copies`] keeps one copy of each event wherever its copies sort;
+//! [`filter`] selects by time, item key and event name; [`emit`] wraps records back into
+//! stream events; [`manifest`] reads and writes the compacted layer's manifests and
+//! their digests. Object keys and partitions are [`crate::model::key`]'s. Every command
+//! reads the archive through these.
 
+pub mod copies;
 pub mod emit;
 pub mod filter;
 pub mod jsonl_row;

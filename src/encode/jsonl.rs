@@ -11,8 +11,8 @@ use crate::model::ChangeRecord;
 
 /// Gzip level used for archive files. With zlib-rs, level 5 searches shorter match
 /// chains than 6: the JSON lines repeat each image (in its column and in `record`), so
-/// the long matches are found all the same and files grow by little (see README
-/// "Performance").
+/// the long matches are found all the same and files grow by little (see
+/// docs/performance.md).
 pub const GZIP_LEVEL: u32 = 5;
 
 /// `2026-01-01T00:00:00.000Z` for a millisecond epoch timestamp.

@@ -24,9 +24,10 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::archive::copies::{origin, FirstCopies};
 use crate::archive::emit::Batcher;
 use crate::archive::filter::{Filter, FilterError};
-use crate::archive::order::{origin, Change, FirstCopies, OrderError};
+use crate::archive::order::{Change, OrderError};
 use crate::archive::reader::{read_rows, CorruptFile, Projection};
 use crate::archive::source::{ArchiveSource, SourceError};
 use crate::model::key::{partition_day, partition_path, table_prefix};

@@ -24,8 +24,9 @@ use sha2::{Digest, Sha256};
 
 use super::item::{to_item, KeyShape};
 use super::{RestoreError, RestoreSummary};
+use crate::archive::copies::{origin, FirstCopies};
 use crate::archive::filter::Filter;
-use crate::archive::order::{origin, Change, FirstCopies};
+use crate::archive::order::Change;
 use crate::archive::reader::{rows, Column, Projection};
 use crate::archive::source::ArchiveSource;
 use crate::model::hex::hex;

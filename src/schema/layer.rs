@@ -426,7 +426,10 @@ mod tests {
         );
         assert!(ddl.contains("'storage.location.template' = 's3://b/c/invoices/year=${year}/month=${month}/day=${day}/'"));
         assert!(s
-            .table(Layer::Compacted, "s3://b/c/ddb-archiver-manifests/invoices/")
+            .table(
+                Layer::Compacted,
+                "s3://b/c/ddb-archiver-manifests/invoices/"
+            )
             .is_err());
     }
 
@@ -434,7 +437,10 @@ mod tests {
     fn manifests_table_reads_four_keys_with_the_hive_json_serde() {
         let s = set(Format::Parquet);
         let def = s
-            .table(Layer::Manifests, "s3://b/c/ddb-archiver-manifests/invoices/")
+            .table(
+                Layer::Manifests,
+                "s3://b/c/ddb-archiver-manifests/invoices/",
+            )
             .unwrap()
             .unwrap();
         let ddl = def.ddl();
@@ -451,7 +457,10 @@ mod tests {
             glue["storageDescriptor"]["serdeInfo"]["serializationLibrary"],
             HIVE_JSON_SERDE
         );
-        for bad in ["s3://b/c/invoices/", "s3://b/c/ddb-archiver-manifests/orders/"] {
+        for bad in [
+            "s3://b/c/invoices/",
+            "s3://b/c/ddb-archiver-manifests/orders/",
+        ] {
             let e = s.table(Layer::Manifests, bad).unwrap_err().to_string();
             assert!(e.contains("ddb-archiver-manifests/invoices/"), "{e}");
         }
