@@ -171,16 +171,7 @@ impl Iterator for FirstSorted {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn c(time_ms: i64, seq: &str, id: &str) -> Change {
-        Change {
-            group: String::new(),
-            time_ms,
-            sequence_number: seq.into(),
-            event_id: id.into(),
-            record: format!("{{\"id\":\"{id}\"}}"),
-        }
-    }
+    use crate::archive::order::tests::c;
 
     /// Changes through [`FirstCopies`], every one noted and those `selected` pushed, each
     /// with its index as origin: the event IDs out and the copies dropped.

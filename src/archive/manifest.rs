@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use std::io::{Read, Write};
 
-use crate::archive::order::{read_next_text, read_text, write_text, OrderError, RunItem, Sorter};
+use crate::archive::order::{read_text, read_u64, write_text, OrderError, RunItem, Sorter};
 use crate::model::hex::hex;
 use crate::model::order::cmp_sequence;
 
@@ -334,27 +334,18 @@ impl RunItem for DigestRow {
     }
 
     fn read_run(input: &mut impl Read) -> std::io::Result<Option<Self>> {
-        let mut head = [0u8; 48];
-        match input.read_exact(&mut head[..8]) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        input.read_exact(&mut head[8..])?;
-        let mut time = [0u8; 8];
-        time.copy_from_slice(&head[..8]);
+        let Some(time) = read_u64(input)? else {
+            return Ok(None);
+        };
         let mut origin = [0u8; 8];
-        origin.copy_from_slice(&head[8..16]);
+        input.read_exact(&mut origin)?;
         let mut record_sha256 = [0u8; 32];
-        record_sha256.copy_from_slice(&head[16..]);
-        let event_id = read_next_text(input)?.ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated run file")
-        })?;
+        input.read_exact(&mut record_sha256)?;
         Ok(Some(DigestRow {
             time_ms: i64::from_le_bytes(time),
             origin: u64::from_le_bytes(origin),
             record_sha256,
-            event_id,
+            event_id: read_text(input)?,
             sequence_number: read_text(input)?,
         }))
     }

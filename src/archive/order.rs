@@ -382,10 +382,11 @@ pub(crate) fn read_text(input: &mut impl Read) -> std::io::Result<String> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated run file"))
 }
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn c(time_ms: i64, seq: &str, id: &str) -> Change {
+    /// A change of no group for the tests: its record names its event ID.
+    pub(crate) fn c(time_ms: i64, seq: &str, id: &str) -> Change {
         Change {
             group: String::new(),
             time_ms,

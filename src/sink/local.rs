@@ -16,6 +16,14 @@ pub struct LocalDirSink {
     root: PathBuf,
 }
 
+/// A failed write of `path`.
+fn sink_error(path: &Path, e: std::io::Error) -> SinkError {
+    SinkError {
+        location: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
 /// Writes `body` to a hidden temporary file in `dir`, durably, then renames it over
 /// `path` (atomic: a reader sees the old file or the new one, never a part).
 fn replace_with(path: &Path, dir: &Path, body: &[u8]) -> std::io::Result<()> {
@@ -101,18 +109,13 @@ impl LocalDirSink {
 impl ObjectSink for LocalDirSink {
     async fn put(&self, file: &EncodedFile) -> Result<PutOutcome, SinkError> {
         let path = self.path_of(&file.key)?;
-        self.write(&path, &file.body).map_err(|e| SinkError {
-            location: path.display().to_string(),
-            message: e.to_string(),
-        })
+        self.write(&path, &file.body)
+            .map_err(|e| sink_error(&path, e))
     }
 
     async fn replace(&self, file: &EncodedFile) -> Result<(), SinkError> {
         let path = self.path_of(&file.key)?;
-        let err = |e: std::io::Error| SinkError {
-            location: path.display().to_string(),
-            message: e.to_string(),
-        };
+        let err = |e| sink_error(&path, e);
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(err)?;
         replace_with(&path, dir, &file.body).map_err(err)
@@ -120,10 +123,7 @@ impl ObjectSink for LocalDirSink {
 
     async fn publish(&self, file: &EncodedFile, expect: &Expect) -> Result<Published, SinkError> {
         let path = self.path_of(&file.key)?;
-        let err = |e: std::io::Error| SinkError {
-            location: path.display().to_string(),
-            message: e.to_string(),
-        };
+        let err = |e| sink_error(&path, e);
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(err)?;
         let name = path
@@ -150,20 +150,14 @@ impl ObjectSink for LocalDirSink {
         let result = self.swap_locked(&path, dir, file, expect);
         let removed = std::fs::remove_file(&lock);
         let outcome = result.map_err(err)?;
-        removed.map_err(|e| SinkError {
-            location: lock.display().to_string(),
-            message: e.to_string(),
-        })?;
+        removed.map_err(|e| sink_error(&lock, e))?;
         Ok(outcome)
     }
 
     async fn delete(&self, key: &str) -> Result<(), SinkError> {
         let path = self.path_of(key)?;
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SinkError {
-                location: path.display().to_string(),
-                message: e.to_string(),
-            }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(sink_error(&path, e)),
             _ => Ok(()),
         }
     }
