@@ -643,4 +643,11 @@ async fn manifests_move_out_of_the_hidden_folder() {
     assert!(out.path().join(&key).is_file());
     assert!(!out.path().join(&legacy).exists());
     assert_exact(out.path(), 300);
+    // A run that stopped between the move and the deletion left both: the next run
+    // removes the old one.
+    std::fs::copy(out.path().join(&key), out.path().join(&legacy)).unwrap();
+    let summary = compact(raw.path(), out.path(), &CompactOptions::default()).await;
+    assert_eq!(summary.days[0].status, DayStatus::Unchanged, "{summary:#?}");
+    assert!(!out.path().join(&legacy).exists());
+    assert_exact(out.path(), 300);
 }

@@ -56,8 +56,13 @@ struct Current {
     manifest: Option<Manifest>,
     /// What publishing must find under the manifest's key.
     expect: Expect,
-    /// Whether it was found where older releases wrote manifests.
+    /// Whether it was found where older releases wrote manifests (then it is
+    /// published where readers now look).
     legacy: bool,
+    /// Whether a manifest is where older releases wrote them, to delete once the current
+    /// one is published: the one just moved, or one a run that stopped after moving it
+    /// left behind.
+    delete_legacy: bool,
 }
 
 /// A crash injected at a named point, for the tests of what a crash leaves:
@@ -336,6 +341,8 @@ impl Compactor<'_> {
             if current.legacy {
                 // Moved to where readers now look, then the old one is removed.
                 self.publish(&manifest_key, p, &current.expect).await?;
+            }
+            if current.delete_legacy {
                 self.delete_legacy_manifest(table, date).await?;
             }
             report.superseded_deleted = self.clean_up(table, date, p, now).await?;
@@ -397,7 +404,7 @@ impl Compactor<'_> {
         };
         fail_point("compact-before-manifest")?;
         self.publish(&manifest_key, &m, &current.expect).await?;
-        if current.legacy {
+        if current.delete_legacy {
             self.delete_legacy_manifest(table, date).await?;
         }
         fail_point("compact-after-manifest")?;
@@ -439,44 +446,37 @@ impl Compactor<'_> {
     /// will be replaced, still under the precondition of its tag.
     async fn current_manifest(&self, table: &str, date: NaiveDate) -> Result<Current, String> {
         let date_text = date.to_string();
-        for (key, legacy) in [
-            (
-                ObjectKey::Manifest {
-                    table: table.to_string(),
-                    date,
-                }
-                .key(),
-                false,
-            ),
-            (
-                ObjectKey::LegacyManifest {
-                    table: table.to_string(),
-                    date,
-                }
-                .key(),
-                true,
-            ),
-        ] {
-            let got = match self
+        let legacy_key = ObjectKey::LegacyManifest {
+            table: table.to_string(),
+            date,
+        }
+        .key();
+        let current_key = ObjectKey::Manifest {
+            table: table.to_string(),
+            date,
+        }
+        .key();
+        for (key, legacy) in [(&current_key, false), (&legacy_key, true)] {
+            // An oversize object is refused unread, and fails the day naming it.
+            let got = self
                 .dest
-                .get_tagged(&key, manifest::MAX_MANIFEST_BYTES)
+                .get_tagged(key, manifest::MAX_MANIFEST_BYTES)
                 .await
-            {
-                Ok(got) => got,
-                Err(e) if e.message.contains("over the limit") => {
-                    tracing::warn!(manifest = %self.dest.location(&key), error = %e, "manifest refused: it will be replaced");
-                    return Err(format!("{e}: remove it, then compact again"));
-                }
-                Err(e) => return Err(e.to_string()),
-            };
+                .map_err(|e| e.to_string())?;
             let Some((bytes, tag)) = got else { continue };
             let manifest = match manifest::parse(&bytes, table, &date_text) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    tracing::warn!(manifest = %self.dest.location(&key), error = %e, "unusable manifest: it will be replaced");
+                    tracing::warn!(manifest = %self.dest.location(key), error = %e, "unusable manifest: it will be replaced");
                     None
                 }
             };
+            let delete_legacy = legacy
+                || self
+                    .dest
+                    .exists(&legacy_key)
+                    .await
+                    .map_err(|e| e.to_string())?;
             // A legacy manifest is moved: the new key must still be absent.
             let expect = if legacy {
                 Expect::Absent
@@ -487,12 +487,14 @@ impl Compactor<'_> {
                 manifest,
                 expect,
                 legacy,
+                delete_legacy,
             });
         }
         Ok(Current {
             manifest: None,
             expect: Expect::Absent,
             legacy: false,
+            delete_legacy: false,
         })
     }
 
