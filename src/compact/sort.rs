@@ -14,18 +14,15 @@
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek};
-use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::compute::interleave_record_batch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType, UInt64Type};
+use arrow::datatypes::{TimestampMillisecondType, UInt64Type};
 use arrow::error::ArrowError;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 
 use crate::model::order::cmp_sequence;
-
-use crate::encode::parquet::standard_fields;
 
 /// The hidden last column of sorted batches: `(object index << 32) | row`, where the
 /// row was read. It is never written to a compacted file.
@@ -48,13 +45,6 @@ pub enum SortError {
     /// A batch could not be built, spilled or read back.
     #[error("sorting rows: {0}")]
     Arrow(#[from] ArrowError),
-}
-
-/// The schema of sorted batches: the standard columns, then [`ORDER_COLUMN`].
-pub fn sort_schema() -> SchemaRef {
-    let mut fields = standard_fields();
-    fields.push(Field::new(ORDER_COLUMN, DataType::UInt64, false));
-    Arc::new(Schema::new(fields))
 }
 
 /// The ordering columns of one batch.
@@ -104,7 +94,7 @@ fn cmp_rows(a: &Keys, i: usize, b: &Keys, j: usize) -> Ordering {
         .then_with(|| a.order.value(i).cmp(&b.order.value(j)))
 }
 
-/// Sorts batches of [`sort_schema`] within a memory budget.
+/// Sorts batches of [`super::slim::slim_schema`] within a memory budget.
 #[derive(Debug)]
 pub struct RunSorter {
     budget: usize,
@@ -128,7 +118,7 @@ impl RunSorter {
         }
     }
 
-    /// Adds a batch of [`sort_schema`], spilling a sorted run when the budget is passed.
+    /// Adds a batch of [`super::slim::slim_schema`], spilling a sorted run when the budget is passed.
     pub fn push(&mut self, batch: RecordBatch) -> Result<(), SortError> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -412,7 +402,9 @@ fn row_bytes(batch: &RecordBatch, row: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compact::slim::read_schema;
     use arrow::array::{ArrayRef, BooleanArray, Int64Array, UInt64Array};
+    use std::sync::Arc;
 
     fn batch(rows: &[(i64, &str, &str)], first_order: u64) -> RecordBatch {
         let n = rows.len();
@@ -439,7 +431,7 @@ mod tests {
                 (0..n as u64).map(|i| first_order + i).collect::<Vec<_>>(),
             )),
         ];
-        RecordBatch::try_new(sort_schema(), columns).unwrap()
+        crate::compact::slim::slim(&RecordBatch::try_new(read_schema(), columns).unwrap()).unwrap()
     }
 
     fn merged_ids(
