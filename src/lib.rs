@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod aws;
+pub mod baseline;
 pub mod buffer;
 pub mod compact;
 pub mod decode;
