@@ -6,6 +6,7 @@
 //! `verify`, the `--schemas` directory, the progress spinner and the summary printing.
 
 pub mod archive;
+pub mod baseline;
 pub mod compact;
 pub mod replay;
 pub mod restore;
