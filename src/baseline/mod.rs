@@ -120,6 +120,9 @@ pub enum BaselineError {
     /// A Scan was refused or failed, or DescribeTable failed.
     #[error("{0}")]
     Scan(String),
+    /// A full export was given no key schema.
+    #[error("a full export of table {0:?} needs the table's key attributes (--keys PK[,SK], or DescribeTable)")]
+    NoKeySchema(String),
     /// Several data files failed; each error names its file.
     #[error("{} data files failed:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Files(Vec<BaselineError>),
@@ -223,9 +226,7 @@ pub async fn ingest_export_files(
     concurrency: usize,
 ) -> Result<IngestSummary, BaselineError> {
     if summary.export_type == ExportType::Full && keys.is_none() {
-        return Err(BaselineError::Scan(
-            "a full export needs the table's key schema".to_string(),
-        ));
+        return Err(BaselineError::NoKeySchema(summary.table.clone()));
     }
     let rels = files
         .iter()

@@ -4,7 +4,7 @@
 //! A table whose stream is not enabled is refused: changes made while the Scan runs
 //! reach the archive only through the stream.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -288,16 +288,11 @@ pub async fn run_scan(
     let mut archiver = Archiver::with_schemas(settings, Arc::clone(&sink), schemas)?;
     let source = format!("scan of {table}");
     let mut items = 0u64;
-    let mut seen = BTreeSet::new();
     let mut failure = None;
     while let Some(msg) = rx.recv().await {
         match msg {
             Ok(changes) => {
                 for c in changes {
-                    // A segment read twice (a retried page) gives the same event ID.
-                    if !seen.insert(c.event_id.clone()) {
-                        continue;
-                    }
                     items += 1;
                     archiver.push(c, &source).await;
                 }

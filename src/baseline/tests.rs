@@ -350,6 +350,20 @@ async fn batches_of_files_make_the_same_objects_as_one_run() {
     check_export(&summary, &files, Some(TABLE)).unwrap();
     let keys = KeySchema::parse("pk,sk").unwrap();
     let one = tmp.path().join("one");
+    let no_keys = ingest_export_files(
+        &root,
+        &summary,
+        &files,
+        None,
+        Arc::new(LocalDirSink::new(one.clone())),
+        &settings(&one, Format::Parquet),
+        &SchemaSet::default(),
+        2,
+    )
+    .await
+    .unwrap_err();
+    assert!(no_keys.to_string().contains("--keys"), "{no_keys}");
+    assert!(!one.exists());
     let batched = tmp.path().join("batched");
     let all = {
         let sink: Arc<dyn ObjectSink> = Arc::new(LocalDirSink::new(one.clone()));
