@@ -27,23 +27,16 @@ use super::{RestoreError, RestoreSummary};
 use crate::archive::copies::{origin, FirstCopies};
 use crate::archive::filter::Filter;
 use crate::archive::order::Change;
-use crate::archive::reader::{rows, Column, Projection};
+use crate::archive::reader::{rows, Projection};
 use crate::archive::source::ArchiveSource;
 use crate::model::hex::hex;
 use crate::model::item::canonical_key;
 use crate::model::key::{partition_day, table_prefix};
 use crate::model::Format;
 
-/// What restore reads of each row.
-pub const PROJECTION: Projection = Projection::of(&[
-    Column::EventId,
-    Column::EventName,
-    Column::SequenceNumber,
-    Column::ApproximateCreationTime,
-    Column::StreamViewType,
-    Column::Keys,
-    Column::Record,
-]);
+/// What restore reads of each row: the ordering fields, the keys, the record and the
+/// stream view type (a baseline or export row's synthetic record carries it).
+pub const PROJECTION: Projection = Projection::CHANGES_AND_VIEW;
 
 /// What the state is computed from.
 #[derive(Debug, Clone)]
@@ -194,13 +187,35 @@ async fn read_changes(
             })?;
             summary.changes_selected += 1;
             sorter.note(&row, origin)?;
+            // A baseline or export row's record is an export line: its stream form.
+            let record = if crate::model::coverage::is_non_stream(&row.sequence_number) {
+                crate::archive::export_row::synthetic_stream_record(
+                    &crate::archive::export_row::ExportRow {
+                        event_id: &row.event_id,
+                        event_name: &row.event_name,
+                        table: input.table,
+                        time_ms: row.time_ms,
+                        stream_view_type: row.stream_view_type.as_deref(),
+                        keys: &row.keys,
+                        record: &row.record,
+                    },
+                )
+                .map_err(|reason| {
+                    RestoreError::Corrupt(crate::archive::reader::CorruptFile {
+                        location: location.clone(),
+                        reason: format!("event {}: {reason}", row.event_id),
+                    })
+                })?
+            } else {
+                row.record
+            };
             sorter.push(
                 Change {
                     group,
                     time_ms: row.time_ms,
                     sequence_number: row.sequence_number,
                     event_id: row.event_id,
-                    record: row.record,
+                    record,
                 },
                 origin,
             )?;

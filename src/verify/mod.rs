@@ -15,6 +15,10 @@
 //!   that it does not list yet. A manifest is data: its keys are checked before use and
 //!   its free-form locations are never opened.
 //!
+//! - coverage records (baselines and gap repairs, `ddb-archiver-coverage/`) are read and
+//!   checked like the readers do, and each must be archived in full: every object it
+//!   lists present and good, their rows totalling its `change_count`.
+//!
 //! On S3 every object's bytes are also compared with the SHA-256 checksum S3 stored at
 //! upload. A problem never stops the run: each bad object is reported with its reasons.
 
@@ -29,6 +33,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::archive::source::{ArchiveSource, SourceError, StoredChecksum};
+use crate::model::coverage::parse_coverage_key;
 use crate::model::key::{partition_day, ObjectKey, LEGACY_MANIFESTS_DIR, MANIFESTS_DIR};
 use crate::schema::SchemaSet;
 
@@ -88,6 +93,8 @@ pub enum ObjectKind {
     Compacted,
     /// A compacted day's manifest.
     Manifest,
+    /// A coverage record (baseline or gap repair).
+    Coverage,
 }
 
 /// Objects checked, by kind.
@@ -101,6 +108,8 @@ pub struct ObjectCounts {
     pub compacted: u64,
     /// Manifests.
     pub manifest: u64,
+    /// Coverage records.
+    pub coverage: u64,
 }
 
 impl ObjectCounts {
@@ -110,6 +119,7 @@ impl ObjectCounts {
             ObjectKind::Rejected => self.rejected += 1,
             ObjectKind::Compacted => self.compacted += 1,
             ObjectKind::Manifest => self.manifest += 1,
+            ObjectKind::Coverage => self.coverage += 1,
         }
     }
 }
@@ -198,8 +208,8 @@ impl VerifySummary {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "checked {} raw objects, {} rejected objects, {} compacted files, {} manifests; {} rows re-derived from their records",
-            c.raw, c.rejected, c.compacted, c.manifest, self.rows
+            "checked {} raw objects, {} rejected objects, {} compacted files, {} manifests, {} coverage records; {} rows re-derived from their records",
+            c.raw, c.rejected, c.compacted, c.manifest, c.coverage, self.rows
         );
         if self.checksums_compared > 0 {
             let _ = writeln!(
@@ -308,6 +318,15 @@ pub struct Verifier<'a> {
     pub progress: &'a indicatif::ProgressBar,
 }
 
+/// What checking one raw object found, for the coverage records that list it.
+#[derive(Debug, Clone, Copy)]
+struct RawResult {
+    /// Rows read.
+    rows: u64,
+    /// Nothing is wrong with it.
+    good: bool,
+}
+
 /// The objects of one compacted table-day.
 #[derive(Debug, Default)]
 pub(crate) struct CompactedDay {
@@ -325,7 +344,9 @@ impl Verifier<'_> {
         let mut raw = Vec::new();
         let mut rejected = Vec::new();
         let mut days: BTreeMap<(String, NaiveDate), CompactedDay> = BTreeMap::new();
-        for key in self.source.list("").await? {
+        let mut coverage = Vec::new();
+        let listed = self.source.list("").await?;
+        for key in listed.iter().cloned() {
             match ObjectKey::parse(&key) {
                 Some(ObjectKey::Data(d)) => {
                     if self.options.table_selected(&d.table) && self.options.day_selected(d.date) {
@@ -353,6 +374,13 @@ impl Verifier<'_> {
                         }
                     }
                 }
+                None if parse_coverage_key(&key).is_some() => {
+                    if parse_coverage_key(&key)
+                        .is_some_and(|(table, _, _)| self.options.table_selected(&table))
+                    {
+                        coverage.push(key);
+                    }
+                }
                 None => {
                     if self.unknown_selected(&key) {
                         summary.unexpected.push(self.source.location(&key));
@@ -361,29 +389,20 @@ impl Verifier<'_> {
             }
         }
         self.progress.set_length(
-            (raw.len() + rejected.len() + days.values().map(|d| d.files.len() + 1).sum::<usize>())
-                as u64,
+            (raw.len()
+                + rejected.len()
+                + coverage.len()
+                + days.values().map(|d| d.files.len() + 1).sum::<usize>()) as u64,
         );
+        let mut raw_checked: BTreeMap<String, RawResult> = BTreeMap::new();
         for (key, name) in &raw {
-            let mut reasons = Reasons::default();
-            if let Some(bytes) = self.read(key, &mut reasons, &mut summary).await {
-                let checked = objects::check_raw(
-                    name,
-                    bytes,
-                    &self.source.location(key),
-                    self.options.schemas.as_ref(),
-                    &mut reasons,
-                );
-                summary.rows += checked.rows;
-                match checked.reencoding {
-                    objects::Reencoding::Compared => summary.reencoded += 1,
-                    objects::Reencoding::NotCompared(why) => {
-                        *summary.not_reencoded.entry(why).or_default() += 1
-                    }
-                    objects::Reencoding::AlreadyBad => {}
-                }
-            }
-            self.report(key, ObjectKind::Raw, reasons, &mut summary);
+            let result = self.check_raw_object(key, name, &mut summary).await;
+            raw_checked.insert(key.clone(), result);
+        }
+        let present: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+        for key in &coverage {
+            self.check_coverage(key, &present, &mut raw_checked, &mut summary)
+                .await;
         }
         for (key, digest) in &rejected {
             let mut reasons = Reasons::default();
@@ -396,6 +415,96 @@ impl Verifier<'_> {
             compacted::check_day(self, table, *date, day, &mut summary).await;
         }
         Ok(summary)
+    }
+
+    /// Checks one raw data object, counts and reports it.
+    async fn check_raw_object(
+        &self,
+        key: &str,
+        name: &crate::model::key::DataKey,
+        summary: &mut VerifySummary,
+    ) -> RawResult {
+        let mut reasons = Reasons::default();
+        let mut rows = 0;
+        if let Some(bytes) = self.read(key, &mut reasons, summary).await {
+            let checked = objects::check_raw(
+                name,
+                bytes,
+                &self.source.location(key),
+                self.options.schemas.as_ref(),
+                &mut reasons,
+            );
+            rows = checked.rows;
+            summary.rows += checked.rows;
+            match checked.reencoding {
+                objects::Reencoding::Compared => summary.reencoded += 1,
+                objects::Reencoding::NotCompared(why) => {
+                    *summary.not_reencoded.entry(why).or_default() += 1
+                }
+                objects::Reencoding::AlreadyBad => {}
+            }
+        }
+        let good = reasons.is_empty();
+        self.report(key, ObjectKind::Raw, reasons, summary);
+        RawResult { rows, good }
+    }
+
+    /// Checks a coverage record: it reads and checks ([`crate::archive::coverage::read`]),
+    /// every object it lists is present and verifies (objects outside `--from`/`--to`
+    /// are verified for it), and their rows total its `change_count`: an export not
+    /// archived in full is reported.
+    async fn check_coverage(
+        &self,
+        key: &str,
+        present: &std::collections::HashSet<&str>,
+        raw_checked: &mut BTreeMap<String, RawResult>,
+        summary: &mut VerifySummary,
+    ) {
+        let mut reasons = Reasons::default();
+        match crate::archive::coverage::read(self.source, key).await {
+            Err(e) => reasons.push(match e {
+                crate::archive::coverage::CoverageError::Bad { reason, .. } => reason,
+                other => other.to_string(),
+            }),
+            Ok(stored) => {
+                let mut rows = 0u64;
+                let mut missing = 0usize;
+                for object in &stored.record.objects {
+                    if !present.contains(object.as_str()) {
+                        missing += 1;
+                        reasons.push(format!("it lists {object}, which is missing"));
+                        continue;
+                    }
+                    let result = match raw_checked.get(object) {
+                        Some(r) => *r,
+                        None => {
+                            let Some(ObjectKey::Data(name)) = ObjectKey::parse(object) else {
+                                continue;
+                            };
+                            let r = self.check_raw_object(object, &name, summary).await;
+                            raw_checked.insert(object.clone(), r);
+                            r
+                        }
+                    };
+                    if !result.good {
+                        reasons.push(format!("it lists {object}, which is bad"));
+                    }
+                    rows += result.rows;
+                }
+                if missing == 0 && rows != stored.record.change_count {
+                    reasons.push(format!(
+                        "its objects hold {rows} rows, its change_count is {}: the export is not archived in full",
+                        stored.record.change_count
+                    ));
+                } else if missing > 0 {
+                    reasons.push(format!(
+                        "{missing} of its {} objects are missing: the export is not archived in full",
+                        stored.record.objects.len()
+                    ));
+                }
+            }
+        }
+        self.report(key, ObjectKind::Coverage, reasons, summary);
     }
 
     /// Is an object of an unknown name within the table and day filters?

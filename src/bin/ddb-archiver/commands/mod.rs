@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod baseline;
 pub mod compact;
+pub mod coverage;
 pub mod replay;
 pub mod restore;
 pub mod schema;

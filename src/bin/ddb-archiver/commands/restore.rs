@@ -49,6 +49,12 @@ pub struct RestoreArgs {
     #[arg(long)]
     allow_rejected: bool,
 
+    /// Restore although the archive is not complete at T: no baseline of the table was
+    /// archived, or T is before the earliest baseline's time. Without it, restore says
+    /// so and stops before writing anything.
+    #[arg(long)]
+    allow_incomplete: bool,
+
     /// Write the state as DynamoDB import-from-S3 input (gzip DynamoDB JSON lines) under
     /// this location, in a sub-prefix of the run's own (`run-<token>/`), instead of
     /// writing items (a local directory is accepted too).
@@ -109,6 +115,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         allow_existing: args.allow_existing,
         allow_rejected: args.allow_rejected,
+        allow_incomplete: args.allow_incomplete,
         memory_budget: args.memory_budget,
         concurrency: args.concurrency,
         retry: restore::write::default_policy(),
