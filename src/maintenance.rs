@@ -261,7 +261,11 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     fn objects(s: &crate::verify::VerifySummary) -> u64 {
-        s.checked.raw + s.checked.rejected + s.checked.compacted + s.checked.manifest
+        s.checked.raw
+            + s.checked.rejected
+            + s.checked.compacted
+            + s.checked.manifest
+            + s.checked.coverage
     }
 
     /// One CloudWatch EMF line with `VerifiedObjects`, `VerifyBadObjects` and
