@@ -8,6 +8,7 @@
 //! them as DynamoDB import-from-S3 input and can start `ImportTable`. [`item`] converts
 //! DynamoDB JSON exactly and compares key schemas. [`restore`] drives it.
 
+pub mod athena;
 pub mod import;
 pub mod item;
 pub mod rejected;
@@ -139,6 +140,14 @@ pub enum RestoreError {
     /// A batch of items could not be written.
     #[error(transparent)]
     Write(#[from] BatchFailure),
+    /// An Athena request failed, or the query did not succeed (`--engine athena`).
+    #[error("Athena {operation}: {message}")]
+    Athena {
+        /// The operation.
+        operation: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// An import file could not be stored.
     #[error(transparent)]
     Sink(#[from] SinkError),

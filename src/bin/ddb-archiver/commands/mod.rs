@@ -11,6 +11,7 @@ pub mod compact;
 pub mod coverage;
 pub mod replay;
 pub mod restore;
+pub mod restore_athena;
 pub mod schema;
 pub mod verify;
 

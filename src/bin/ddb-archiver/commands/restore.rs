@@ -75,6 +75,9 @@ pub struct RestoreArgs {
     #[arg(long)]
     json: bool,
 
+    #[command(flatten)]
+    athena: super::restore_athena::AthenaArgs,
+
     /// BatchWriteItem requests in flight (1 to 64).
     #[arg(long, value_name = "N", default_value_t = ddb_archiver::restore::DEFAULT_CONCURRENCY)]
     concurrency: usize,
@@ -122,6 +125,9 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         import,
     };
     let source = ddb_archiver::archive::source::open(&args.source, "--source").await?;
+    if args.athena.engine == super::restore_athena::Engine::Athena {
+        return super::restore_athena::run(&args.athena, source.as_ref(), &opts, args.json).await;
+    }
     let shared = ddb_archiver::aws::shared_config().await;
     // The SDK does not retry: restore retries each batch with its own policy.
     let client = ddb_archiver::aws::dynamodb(
