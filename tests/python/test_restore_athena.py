@@ -13,20 +13,21 @@ restore finds its sub-prefix taken and stops before any query.
 """
 
 import gzip
-import http.client
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import boto3
 import pytest
 import sqlglot
 
-from test_compacted import archive, duck_view, run
+from test_compacted import BIN, archive, duck_view, run
+from test_restore import _Handler as ForwardingHandler
 from test_restore_sql import FMT, history
 
 MOTO_PORT = int(os.environ.get("MOTO_PORT", "5000"))
@@ -35,34 +36,17 @@ REGION = os.environ.get("AWS_REGION", "us-east-1")
 AS_OF = "2026-03-02T12:00:00Z"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+class _Handler(ForwardingHandler):
+    """Forwards to moto, as the restore tests' fault proxy does; an UNLOAD is run first."""
 
     def do_POST(self):
-        engine = self.server.engine
+        engine = self.server.proxy
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         target = self.headers.get("X-Amz-Target", "")
         engine.calls.append(target.rsplit(".", 1)[-1])
         if target.endswith(".StartQueryExecution"):
             engine.unload(json.loads(body)["QueryString"])
-        conn = http.client.HTTPConnection("127.0.0.1", MOTO_PORT, timeout=60)
-        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-        for k, v in self.headers.items():
-            if k.lower() != "content-length":
-                conn.putheader(k, v)
-        conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
-        self.send_response(resp.status)
-        for k, v in resp.getheaders():
-            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._reply(*self._forward(body))
 
 
 class AthenaStandIn:
@@ -73,7 +57,8 @@ class AthenaStandIn:
         self.calls, self.queries = [], []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
-        self.server.engine = self
+        self.server.proxy = self
+        self.upstream = MOTO_PORT
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -151,8 +136,6 @@ def test_restore_on_athena_then_import(tmp_path):
             "--import-format", f"s3://{bucket}/restores/", "--start-import",
             "--athena-output-location", f"s3://{bucket}/athena-results/"]
     try:
-        import subprocess
-        from test_compacted import BIN
         res = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, env=env)
         assert res.returncode == 0, res.stderr
         summary = json.loads(res.stdout)
