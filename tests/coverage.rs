@@ -683,3 +683,160 @@ async fn the_coverage_report_names_the_baseline_and_the_stream_changes() {
     assert!(report.tables[0].baseline.is_none());
     assert!(report.render_text().contains("NOT COMPLETE"));
 }
+
+const INCREMENTAL_ARN: &str =
+    "arn:aws:dynamodb:eu-west-1:123456789012:table/invoices/export/01767290400000-12345678";
+
+/// An incremental export's line for `item` written at `micros`, its row as the baseline
+/// command makes it (NEW_AND_OLD_IMAGES): INSERT, MODIFY or REMOVE from its images.
+fn repair_change(item: usize, micros: i64, new: Option<usize>, old: Option<usize>) -> ChangeRecord {
+    let mut line = format!(
+        r#"{{"Metadata":{{"WriteTimeMicros":{{"N":"{micros}"}}}},"Keys":{}"#,
+        key(item)
+    );
+    if let Some(v) = new {
+        line.push_str(&format!(r#","NewImage":{}"#, image(item, v)));
+    }
+    if let Some(v) = old {
+        line.push_str(&format!(r#","OldImage":{}"#, image(item, v)));
+    }
+    line.push('}');
+    let event_name = match (new, old) {
+        (None, _) => EventName::Remove,
+        (Some(_), None) => EventName::Insert,
+        (Some(_), Some(_)) => EventName::Modify,
+    };
+    ChangeRecord {
+        event_id: ddb_archiver::model::coverage::export_event_id(
+            INCREMENTAL_ARN,
+            &canonical_key(&key(item)).unwrap(),
+            micros,
+        ),
+        event_name,
+        table_name: TABLE.into(),
+        sequence_number: NON_STREAM_SEQUENCE_NUMBER.into(),
+        approximate_creation_time_ms: micros.div_euclid(1000),
+        stream_view_type: Some("NEW_AND_OLD_IMAGES".into()),
+        size_bytes: None,
+        ttl_delete: false,
+        keys: JsonText::from(key(item)),
+        new_image: new.map(|v| JsonText::from(image(item, v))),
+        old_image: old.map(|v| JsonText::from(image(item, v))),
+        record: JsonText::from(line),
+        source: SourceKind::Export,
+        index: item,
+    }
+}
+
+#[tokio::test]
+async fn a_gap_repair_is_restored_replayed_verified_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    mixed_archive(dir.path(), Format::Parquet, true).await;
+    // The window 18:00 to 19:00 on the export's day: item 10 modified, item 11 removed,
+    // item 40 inserted.
+    let from = T0 + 6 * 3_600_000;
+    let micros = |ms: i64| ms * 1000 + 123;
+    let repairs = [
+        repair_change(10, micros(from + 1_000), Some(5), Some(0)),
+        repair_change(11, micros(from + 2_000), None, Some(0)),
+        repair_change(40, micros(from + 3_000), Some(1), None),
+    ];
+    let before = data_keys(dir.path());
+    let mut a = Archiver::new(
+        &settings(dir.path(), Format::JsonlGz),
+        Arc::new(LocalDirSink::new(dir.path())),
+    )
+    .unwrap();
+    for r in repairs.iter().cloned() {
+        a.push(r, "incremental").await;
+    }
+    assert!(a.finish().await.is_clean());
+    let mut objects: Vec<String> = data_keys(dir.path())
+        .into_iter()
+        .filter(|k| !before.contains(k))
+        .collect();
+    objects.sort();
+    let record = CoverageRecord {
+        kind: CoverageKind::Repair,
+        export_arn: Some(INCREMENTAL_ARN.into()),
+        export_type: CoverageExportType::IncrementalExport,
+        complete_from: None,
+        window: Some(ddb_archiver::model::coverage::CoverageWindow {
+            from,
+            to: from + 3_600_000,
+        }),
+        item_count: 3,
+        ..coverage_record(objects, 3)
+    };
+    let key_text = coverage_key(TABLE, CoverageKind::Repair, "01767290400000-12345678").unwrap();
+    std::fs::write(dir.path().join(&key_text), record.to_json().unwrap()).unwrap();
+
+    // Verify: the rows are what their incremental lines give, and the repair is whole.
+    let summary = verify(dir.path(), None).await;
+    assert!(summary.ok(), "{}", summary.render_text());
+    assert_eq!(summary.checked.coverage, 2);
+
+    // Restore after the window: the repair's changes are in the state.
+    let out = tempfile::tempdir().unwrap();
+    let as_of = T0 + 86_400_000 * 2;
+    let (_, state) = run_restore(dir.path(), &restore_options(at(as_of), out.path()))
+        .await
+        .unwrap();
+    let mut want = expected(as_of);
+    want.insert(key(10), image(10, 5));
+    want.remove(&key(11));
+    want.insert(key(40), image(40, 1));
+    assert_eq!(normalized(&state), normalized(&want));
+
+    // Replay: the repair's rows are synthetic INSERT, MODIFY and REMOVE records at their
+    // write times.
+    let (records, _) = run_replay(dir.path(), true).await;
+    let synthetic: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["eventID"].as_str().unwrap().starts_with("export-"))
+        .collect();
+    let names: Vec<&str> = synthetic
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["MODIFY", "REMOVE", "INSERT"]);
+    assert!(synthetic[1]["dynamodb"].get("NewImage").is_none());
+    assert_eq!(
+        synthetic[0]["dynamodb"]["OldImage"],
+        serde_json::from_str::<Value>(&image(10, 0)).unwrap()
+    );
+
+    // The report lists the repair with its window.
+    let report = ddb_archiver::coverage::coverage(&LocalDirSource::new(dir.path()), Some(TABLE))
+        .await
+        .unwrap();
+    let r = &report.tables[0].repairs;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].export_arn.as_deref(), Some(INCREMENTAL_ARN));
+    let w = r[0].window.as_ref().unwrap();
+    assert_eq!(
+        (w.from.as_str(), w.to.as_str()),
+        ("2026-01-01T18:00:00.000Z", "2026-01-01T19:00:00.000Z")
+    );
+    assert!(report
+        .render_text()
+        .contains("repaired 2026-01-01T18:00:00.000Z"));
+
+    // A row whose event name is not what its images give is reported.
+    let bad = tempfile::tempdir().unwrap();
+    let mut a = Archiver::new(
+        &settings(bad.path(), Format::Parquet),
+        Arc::new(LocalDirSink::new(bad.path())),
+    )
+    .unwrap();
+    let mut wrong = repair_change(12, micros(from), None, Some(0));
+    wrong.event_name = EventName::Modify;
+    a.push(wrong, "incremental").await;
+    assert!(a.finish().await.is_clean());
+    let summary = verify(bad.path(), None).await;
+    assert!(
+        summary.bad[0].reasons[0].contains("event_name differ"),
+        "{}",
+        summary.render_text()
+    );
+}
