@@ -57,6 +57,11 @@ impl KeySchema {
     pub fn keys_of(&self, item: &str) -> Result<String, String> {
         let members: BTreeMap<Cow<'_, str>, &RawValue> =
             serde_json::from_str(item).map_err(|e| e.to_string())?;
+        self.keys_in(&members)
+    }
+
+    /// [`KeySchema::keys_of`] of an item already split into its members.
+    fn keys_in(&self, members: &BTreeMap<Cow<'_, str>, &RawValue>) -> Result<String, String> {
         let mut out = String::from("{");
         for (i, name) in self.names().enumerate() {
             let v = members
@@ -72,13 +77,6 @@ impl KeySchema {
         out.push('}');
         Ok(out)
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FullLine<'a> {
-    #[serde(rename = "Item", borrow)]
-    item: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -146,13 +144,18 @@ impl Converter<'_> {
         let s = self.summary;
         match s.export_type {
             ExportType::Full => {
-                let l: FullLine<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-                let item = l.item.get();
+                // Minified, a full export line is exactly `{"Item":<item>}`.
+                let item = text
+                    .strip_prefix("{\"Item\":")
+                    .and_then(|t| t.strip_suffix('}'))
+                    .ok_or("not a full export line {\"Item\":{...}}")?;
+                let members: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(item)
+                    .map_err(|e| format!("not a full export line {{\"Item\":{{...}}}}: {e}"))?;
                 validate_item(item).map_err(|e| format!("Item: {e}"))?;
                 let schema = self
                     .keys
                     .ok_or("a full export needs the table's key schema")?;
-                let keys = schema.keys_of(item)?;
+                let keys = schema.keys_in(&members)?;
                 let canonical = canonical_key(&keys)?;
                 Ok(ChangeRecord {
                     event_id: baseline_event_id(&s.export_arn, &canonical),
@@ -270,6 +273,15 @@ mod tests {
         assert!(missing.unwrap_err().contains("sk"));
         assert!(c.convert(r#"{"Item":{"pk":{"X":"a"}}}"#.into(), 0).is_err());
         assert!(c.convert("not json".into(), 0).is_err());
+        for bad in [
+            r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"}},"Other":1}"#,
+            r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"}},"Item":{"pk":{"S":"b"},"sk":{"N":"1"}}}"#,
+            r#"{"Item":[1]}"#,
+            r#"{"Items":{"pk":{"S":"a"},"sk":{"N":"1"}}}"#,
+            r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"}}"#,
+        ] {
+            assert!(c.convert(bad.into(), 0).is_err(), "{bad}");
+        }
     }
 
     #[test]
