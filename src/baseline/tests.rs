@@ -408,3 +408,61 @@ async fn batches_of_files_make_the_same_objects_as_one_run() {
     assert_eq!(outcome, PutOutcome::Written);
     assert!(batched.join(key).is_file());
 }
+
+/// The names and SHA-256 of every table object under `dest`, sorted.
+fn object_digests(dest: &Path) -> Vec<String> {
+    use sha2::{Digest as _, Sha256};
+    let mut out = Vec::new();
+    let mut stack = vec![dest.join(TABLE)];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let name = p.strip_prefix(dest).unwrap().display().to_string();
+                let digest = Sha256::digest(std::fs::read(&p).unwrap());
+                out.push(format!("{name} {digest:x}"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Pins the object names and bytes of a small export in both formats (lines minified
+/// and lines with whitespace), so a faster conversion cannot change a single byte.
+#[tokio::test]
+async fn a_small_export_makes_these_exact_objects() {
+    let spaced: String = full_lines(30, 33)
+        .lines()
+        .map(|l| format!("{} \r\n", l.replace("\":", "\" : ").replace(",\"", ", \"")))
+        .collect();
+    let mut got = Vec::new();
+    for format in [Format::Parquet, Format::JsonlGz] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (export, dest) = (tmp.path().join("export"), tmp.path().join("archive"));
+        write_export(
+            &export,
+            "",
+            &[
+                ("a.json.gz", gzip(&full_lines(0, 20)), 20),
+                ("b.json.gz", gzip(&spaced), 3),
+                ("c.json.gz", Vec::new(), 0),
+            ],
+        );
+        run(&export, &dest, format, Some(TABLE)).await.unwrap();
+        got.extend(object_digests(&dest));
+    }
+    let want = [
+        "invoices/year=2026/month=03/day=01/0-0-3c02276ec42e6468.parquet fc934f61237296d104e8684afff59037a38c1a359921354176e5b55c2eeeafdf",
+        "invoices/year=2026/month=03/day=01/0-0-5107a8fd37b74180.parquet 0ae62276d6acac259ec449186a57933423b71c9f240166961e501e9891b60f29",
+        "invoices/year=2026/month=03/day=01/0-0-5bf17119c28cc65c.parquet 01c5a65a87f55bb90b5062b2140f1c5437b0d2fcbf3696de59ea0d8ea71b76a6",
+        "invoices/year=2026/month=03/day=01/0-0-db4e5b7f7111f4c9.parquet 844081dc7ac9c341602ff3661d4e1b7d24b38fa0d0cfecff03df493007969dca",
+        "invoices/year=2026/month=03/day=01/0-0-3c02276ec42e6468.json.gz 8b593ac95663ce175a5f7d72b800df62b6629cf12e8319ba66dfeead3966a1ea",
+        "invoices/year=2026/month=03/day=01/0-0-5107a8fd37b74180.json.gz e670fb2adcc9193c6bd3356ca499ded2e8110164172d28d22916c4409276b2db",
+        "invoices/year=2026/month=03/day=01/0-0-5bf17119c28cc65c.json.gz fbf5c1fd8c1140cb6a3e9d5d349e0240ae94fd981a516d525ef8be6d5ff9001f",
+        "invoices/year=2026/month=03/day=01/0-0-db4e5b7f7111f4c9.json.gz f97d47db5524fe1d9edf3b0d9fbb55c38568ba31d4b9314e204769356507eb4e",
+    ];
+    assert_eq!(got, want);
+}
