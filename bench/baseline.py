@@ -114,6 +114,21 @@ def make_export(root, target_bytes, files, seed=7):
     return folder, paths, total_items, total_bytes
 
 
+def kept_export(args):
+    """The export kept in --keep-export (made there first if missing), with its figures."""
+    facts = os.path.join(args.keep_export, "facts.json")
+    if not os.path.exists(facts):
+        if os.path.exists(args.keep_export):
+            shutil.rmtree(args.keep_export)
+        os.makedirs(args.keep_export)
+        folder, paths, items, raw = make_export(args.keep_export, int(args.gb * 1e9), args.files)
+        with open(facts, "w") as f:
+            json.dump({"folder": folder, "paths": paths, "items": items, "raw_bytes": raw}, f)
+    with open(facts) as f:
+        d = json.load(f)
+    return d["folder"], d["paths"], d["items"], d["raw_bytes"]
+
+
 def count_rows(dest, fmt):
     import duckdb
     pattern = os.path.join(dest, TABLE, "**", "*.parquet" if fmt == "parquet" else "*.json.gz")
@@ -130,6 +145,8 @@ def main():
     ap.add_argument("--files", type=int, default=16, help="data files of the export")
     ap.add_argument("--format", default="parquet", choices=["parquet", "jsonl.gz"])
     ap.add_argument("--work", help="directory for the export and the archive (default: a temp dir)")
+    ap.add_argument("--keep-export", metavar="DIR",
+                    help="generate the export into DIR and keep it; reuse it when DIR already holds it")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--json-out")
     args = ap.parse_args()
@@ -137,7 +154,8 @@ def main():
         args.gb, args.files = 0.002, 3
     work = tempfile.mkdtemp(prefix="ddb-archiver-baseline-bench-", dir=args.work)
     try:
-        folder, paths, items, raw_bytes = make_export(work, int(args.gb * 1e9), args.files)
+        folder, paths, items, raw_bytes = kept_export(args) if args.keep_export else \
+            make_export(work, int(args.gb * 1e9), args.files)
         gz_bytes = sum(os.path.getsize(p) for p in paths)
         print(f"export: {len(paths)} data files, {items:,} items, {raw_bytes / 1e6:,.0f} MB item JSON, "
               f"{gz_bytes / 1e6:,.0f} MB gzip", flush=True)
