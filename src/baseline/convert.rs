@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 use super::export::{ExportSummary, ExportType};
 use crate::decode::dynamo_json::validate_item;
-use crate::decode::minify_json;
+use crate::decode::{full_export_item, minify_json};
 use crate::model::coverage::{baseline_event_id, export_event_id, NON_STREAM_SEQUENCE_NUMBER};
 use crate::model::item::canonical_key;
 use crate::model::{ChangeRecord, EventName, JsonText, SourceKind};
@@ -62,20 +62,31 @@ impl KeySchema {
 
     /// [`KeySchema::keys_of`] of an item already split into its members.
     fn keys_in(&self, members: &BTreeMap<Cow<'_, str>, &RawValue>) -> Result<String, String> {
-        let mut out = String::from("{");
-        for (i, name) in self.names().enumerate() {
+        let mut values = Vec::with_capacity(2);
+        for name in self.names() {
             let v = members
                 .get(name)
                 .ok_or_else(|| format!("the item has no key attribute {name:?}"))?;
+            values.push(v.get());
+        }
+        Ok(self.keys_text(values))
+    }
+
+    /// `{"pk":<value>,"sk":<value>}`: the key attributes' names (as JSON strings) with
+    /// their values' texts, `values` in schema order.
+    fn keys_text<'v>(&self, values: impl IntoIterator<Item = &'v str>) -> String {
+        let mut out = String::with_capacity(64);
+        out.push('{');
+        for (i, (name, v)) in self.names().zip(values).enumerate() {
             if i > 0 {
                 out.push(',');
             }
             out.push_str(&serde_json::Value::String(name.to_string()).to_string());
             out.push(':');
-            out.push_str(v.get());
+            out.push_str(v);
         }
         out.push('}');
-        Ok(out)
+        out
     }
 }
 
@@ -127,6 +138,37 @@ fn micros(raw: &RawValue) -> Result<i64, String> {
     }
 }
 
+impl Converter<'_> {
+    /// The baseline change of a full export line: `buf` is the (minified) line, `item`
+    /// its item, `keys` the item's key attributes as DynamoDB JSON.
+    fn full_change(
+        &self,
+        buf: &Arc<String>,
+        item: &str,
+        keys: String,
+        index: usize,
+    ) -> Result<ChangeRecord, String> {
+        let s = self.summary;
+        let canonical = canonical_key(&keys)?;
+        Ok(ChangeRecord {
+            event_id: baseline_event_id(&s.export_arn, &canonical),
+            event_name: EventName::Insert,
+            table_name: s.table.clone(),
+            sequence_number: NON_STREAM_SEQUENCE_NUMBER.to_string(),
+            approximate_creation_time_ms: s.export_time_ms,
+            stream_view_type: Some("NEW_IMAGE".to_string()),
+            size_bytes: None,
+            ttl_delete: false,
+            keys: JsonText::from(keys),
+            new_image: Some(JsonText::within(buf, item)),
+            old_image: None,
+            record: JsonText::within(buf, buf.as_str()),
+            source: SourceKind::Export,
+            index,
+        })
+    }
+}
+
 /// Years 1970-9999 in microseconds: a write time outside has no partition.
 const MAX_MICROS: i64 = 253_402_300_799_999_999;
 
@@ -134,12 +176,21 @@ impl Converter<'_> {
     /// Converts one line (its text without the newline); `index` is its 0-based line
     /// number in its file. The error says what is wrong with the line.
     pub fn convert(&self, line: String, index: usize) -> Result<ChangeRecord, String> {
+        let line = Arc::new(line);
+        if let (ExportType::Full, Some(schema)) = (self.summary.export_type, self.keys) {
+            // The usual line (compact, plain key names) in one pass; anything else
+            // takes the general path below, which decides and names what is wrong.
+            if let Some(f) = full_export_item(&line, &schema.hash, schema.range.as_deref()) {
+                let keys = schema.keys_text(std::iter::once(f.hash).chain(f.range));
+                return self.full_change(&line, f.item, keys, index);
+            }
+        }
         let minified = minify_json(&line);
-        let buf = Arc::new(if minified.len() == line.len() {
+        let buf = if minified.len() == line.len() {
             line
         } else {
-            minified
-        });
+            Arc::new(minified)
+        };
         let text = buf.as_str();
         let s = self.summary;
         match s.export_type {
@@ -156,23 +207,7 @@ impl Converter<'_> {
                     .keys
                     .ok_or("a full export needs the table's key schema")?;
                 let keys = schema.keys_in(&members)?;
-                let canonical = canonical_key(&keys)?;
-                Ok(ChangeRecord {
-                    event_id: baseline_event_id(&s.export_arn, &canonical),
-                    event_name: EventName::Insert,
-                    table_name: s.table.clone(),
-                    sequence_number: NON_STREAM_SEQUENCE_NUMBER.to_string(),
-                    approximate_creation_time_ms: s.export_time_ms,
-                    stream_view_type: Some("NEW_IMAGE".to_string()),
-                    size_bytes: None,
-                    ttl_delete: false,
-                    keys: JsonText::from(keys),
-                    new_image: Some(JsonText::within(&buf, item)),
-                    old_image: None,
-                    record: JsonText::within(&buf, text),
-                    source: SourceKind::Export,
-                    index,
-                })
+                self.full_change(&buf, item, keys, index)
             }
             ExportType::Incremental => {
                 let l: IncrementalLine<'_> =
@@ -281,6 +316,36 @@ mod tests {
             r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"}}"#,
         ] {
             assert!(c.convert(bad.into(), 0).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn compact_lines_convert_as_their_spaced_forms_do() {
+        let s = summary(ExportType::Full, None);
+        for (schema, line) in [
+            (
+                "pk,sk",
+                r#"{"Item":{"sk":{"N":"-1.5E+3"},"pk":{"S":"a \"ü\" 😀"},"m":{"M":{"pk":{"L":[{"NULL":true}]}}}}}"#,
+            ),
+            (
+                "pk",
+                r#"{"Item":{"pk":{"B":"AAEC/w=="},"ss":{"SS":["a","b"]}}}"#,
+            ),
+            ("p\"k", r#"{"Item":{"p\"k":{"S":"x"}}}"#),
+            (
+                "pk,sk",
+                r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"},"pk":{"S":"b"}}}"#,
+            ),
+        ] {
+            let schema = KeySchema::parse(schema).unwrap();
+            let c = Converter {
+                summary: &s,
+                keys: Some(&schema),
+            };
+            let spaced = format!(" {} ", line.replace("\":", "\" :\t"));
+            let fast = c.convert(line.to_string(), 1).unwrap();
+            assert_eq!(fast, c.convert(spaced, 1).unwrap(), "{line}");
+            assert_eq!(fast.record.as_str(), line);
         }
     }
 

@@ -32,6 +32,7 @@ use kinesis::decode_kinesis;
 use stream::{decode_stream, Fields, RecordShape, StreamRecordShape};
 
 pub use document::DocumentError;
+pub use scan::{full_export_item, FullExportItem};
 pub use stream::table_from_arn;
 pub(crate) use time::Decimal;
 pub use time::{parse_epoch, TimeUnit};

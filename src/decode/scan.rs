@@ -530,6 +530,63 @@ pub(super) fn documents<'a, T>(
     (documents > 0).then_some(out)
 }
 
+/// A full export line `{"Item":{...}}` read in one pass: the item's text and the texts
+/// of its key attributes' values.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FullExportItem<'a> {
+    /// The item, as it stands in the line.
+    pub item: &'a str,
+    /// The partition key attribute's value.
+    pub hash: &'a str,
+    /// The sort key attribute's value, when the schema has one.
+    pub range: Option<&'a str>,
+}
+
+/// Reads a compact full export line `{"Item":{...}}` (no whitespace outside strings) in
+/// one pass: checks the item as [`super::dynamo_json::validate_item`] does and picks out
+/// the values of the attributes named `hash` and `range`. `None` when anything is
+/// unusual (whitespace, an escaped attribute name, a key attribute missing or given
+/// twice, anything the shape check refuses): the general path then reads the line and
+/// names what is wrong.
+pub fn full_export_item<'a>(
+    line: &'a str,
+    hash: &str,
+    range: Option<&str>,
+) -> Option<FullExportItem<'a>> {
+    let mut s = Scanner::new(line);
+    s.eat(b'{')?;
+    (s.plain_string()? == "Item").then_some(())?;
+    s.eat(b':')?;
+    let start = s.pos;
+    let (mut hash_value, mut range_value) = (None, None);
+    s.members(0, true, |s, name| {
+        let slot = if name == hash {
+            &mut hash_value
+        } else if Some(name) == range {
+            &mut range_value
+        } else {
+            return s.attribute(1);
+        };
+        let at = s.pos;
+        s.attribute(1)?;
+        match slot.replace(s.text.get(at..s.pos)?) {
+            None => Some(()),
+            Some(_) => None,
+        }
+    })?;
+    let item = line.get(start..s.pos)?;
+    s.eat(b'}')?;
+    (s.pos == line.len() && !s.saw_whitespace).then_some(())?;
+    Some(FullExportItem {
+        item,
+        hash: hash_value?,
+        range: match range {
+            Some(_) => Some(range_value?),
+            None => None,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,6 +638,42 @@ mod tests {
         for bad in ["-", "1.", ".5", "1e", "+1"] {
             let mut s = Scanner::new(bad);
             assert!(s.number().is_none() || s.pos != bad.len(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn full_export_lines_give_their_item_and_keys() {
+        let item = r#"{"sk":{"N":"12345678901234567890123456789012345678"},"x":{"L":[{"M":{"pk":{"S":"no"}}}]},"pk":{"S":"ü \"😀\""}}"#;
+        let line = format!(r#"{{"Item":{item}}}"#);
+        let got = full_export_item(&line, "pk", Some("sk")).unwrap();
+        assert_eq!(got.item, item);
+        assert_eq!(got.hash, r#"{"S":"ü \"😀\""}"#);
+        assert_eq!(
+            got.range,
+            Some(r#"{"N":"12345678901234567890123456789012345678"}"#)
+        );
+        let no_range = full_export_item(&line, "sk", None).unwrap();
+        assert_eq!((no_range.hash, no_range.range), (got.range.unwrap(), None));
+        for unusual in [
+            // Whitespace, a missing or duplicate key, an escaped name, other members,
+            // a value the shape check refuses, trailing text.
+            r#"{"Item": {"pk":{"S":"a"},"sk":{"N":"1"}}}"#,
+            r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"}}} "#,
+            r#"{"Item":{"pk":{"S":"a"}}}"#,
+            r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"},"pk":{"S":"b"}}}"#,
+            r#"{"Item":{"p\u006b":{"S":"a"},"sk":{"N":"1"}}}"#,
+            r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"}},"Other":1}"#,
+            r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"x"}}}"#,
+            r#"{"Items":{"pk":{"S":"a"},"sk":{"N":"1"}}}"#,
+            r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"}}}x"#,
+            r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"}}"#,
+            r#"{"Item":[1]}"#,
+        ] {
+            assert_eq!(
+                full_export_item(unusual, "pk", Some("sk")),
+                None,
+                "{unusual}"
+            );
         }
     }
 
