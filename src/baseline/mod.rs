@@ -403,9 +403,12 @@ fn read_lines(
     let converter = convert::Converter { summary, keys };
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut index = 0usize;
+    // Each line is read into one reused buffer, then copied once at its exact size (a
+    // fresh String per line would grow by doubling, copying each line several times).
+    let mut scratch = String::with_capacity(1 << 16);
     loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
+        scratch.clear();
+        match reader.read_line(&mut scratch) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -421,13 +424,11 @@ fn read_lines(
                 return;
             }
         }
-        if line.ends_with('\n') {
-            line.pop();
-            if line.ends_with('\r') {
-                line.pop();
-            }
-        }
-        match converter.convert(line, index) {
+        let line = match scratch.strip_suffix('\n') {
+            Some(l) => l.strip_suffix('\r').unwrap_or(l),
+            None => scratch.as_str(),
+        };
+        match converter.convert(line.to_owned(), index) {
             Ok(c) => chunk.push(c),
             Err(reason) => {
                 let _ = tx.blocking_send(Err(BaselineError::Line {
