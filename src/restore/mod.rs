@@ -11,6 +11,8 @@
 pub mod import;
 pub mod item;
 pub mod rejected;
+mod runs;
+mod scan;
 pub mod state;
 mod summary;
 pub mod write;
