@@ -28,6 +28,17 @@ use crate::archive::order::OrderError;
 /// Bytes of index per entry held in memory.
 const INDEX_BYTES: usize = 16;
 
+/// Why a change could not be added to a [`RunBuilder`].
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// The change cannot be encoded; the text says why.
+    #[error("{0}")]
+    Change(String),
+    /// A sorted run could not be spilled.
+    #[error(transparent)]
+    Spill(#[from] OrderError),
+}
+
 /// The FNV-1a hash of a text.
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -148,7 +159,6 @@ impl RunBuilder {
 
     /// Adds the entry of one change ([`encode`]'s arguments), spilling a sorted run when
     /// the budget is passed.
-    #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
         key: &str,
@@ -157,7 +167,7 @@ impl RunBuilder {
         event_id: &str,
         origin: u64,
         remove: bool,
-    ) -> Result<Result<(), String>, OrderError> {
+    ) -> Result<(), EntryError> {
         let at = self.arena.len();
         if let Err(e) = encode(
             &mut self.arena,
@@ -169,7 +179,7 @@ impl RunBuilder {
             remove,
         ) {
             self.arena.truncate(at);
-            return Ok(Err(e));
+            return Err(EntryError::Change(e));
         }
         let len = self.arena.len() - at;
         let mut hash = [0u8; 8];
@@ -182,7 +192,7 @@ impl RunBuilder {
         if self.held_bytes() > self.budget {
             self.spill()?;
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Bytes held in memory.
@@ -418,7 +428,7 @@ mod tests {
             );
             want.push(entry(&key, t, &seq, &id, i));
             for b in &mut builders {
-                b.push(&key, t, &seq, &id, i, false).unwrap().unwrap();
+                b.push(&key, t, &seq, &id, i, false).unwrap();
             }
         }
         want.sort();

@@ -17,7 +17,7 @@ use arrow::datatypes::TimestampMillisecondType;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::runs::{RunBuilder, Source};
+use super::runs::{EntryError, RunBuilder, Source};
 use super::RestoreError;
 use crate::archive::copies::origin;
 use crate::archive::filter::Filter;
@@ -142,8 +142,13 @@ fn add(
             row.event_id,
             origin,
             row.event_name == "REMOVE",
-        )?
-        .map_err(|reason| corrupt(location, format!("event {}: {reason}", row.event_id)))
+        )
+        .map_err(|e| match e {
+            EntryError::Change(reason) => {
+                corrupt(location, format!("event {}: {reason}", row.event_id))
+            }
+            EntryError::Spill(e) => e.into(),
+        })
 }
 
 /// A string column of a batch, type-checked.
@@ -182,7 +187,6 @@ fn required<'a>(
 }
 
 /// Reads one file's rows into `builder`.
-#[allow(clippy::too_many_arguments)]
 fn scan_file(
     sel: &Selection,
     file: usize,

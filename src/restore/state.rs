@@ -241,8 +241,10 @@ pub async fn compute(
         as_of_ms: input.as_of_ms,
         key: input.key.cloned(),
     };
+    let started = std::time::Instant::now();
     let (sources, counts, spilled) =
         scan::read_changes(source, &files, &selection, budget - budget / 4, progress).await?;
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: changes read and sorted");
     for c in counts {
         summary.changes_read += c.read;
         summary.changes_skipped += c.skipped;
@@ -259,6 +261,7 @@ pub async fn compute(
     }
     winners.close(&mut wanted)?;
     drop(merge);
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: winners chosen");
     summary.keys = winners.keys;
     summary.absent_deleted = winners.absent;
     summary.duplicates_dropped = winners.duplicates;
@@ -290,6 +293,7 @@ pub async fn compute(
         Ok(())
     })
     .await?;
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: images read");
     summary.spilled_runs += copies.spilled_runs();
     let mut decided = None;
     for c in copies.into_sorted()? {
