@@ -496,6 +496,7 @@ pub async fn fetch_images(
     found: &mut dyn FnMut(Vec<Fetched>) -> Result<(), RestoreError>,
 ) -> Result<(), RestoreError> {
     let workers = worker_count();
+    let running = Arc::new(tokio::sync::Semaphore::new(workers));
     let mut inflight = FuturesOrdered::new();
     let mut pending: Option<Wanted> = None;
     let mut done = false;
@@ -532,9 +533,13 @@ pub async fn fetch_images(
                     ))))
                 }
             };
+            let running = Arc::clone(&running);
             inflight.push_back(async move {
                 let bytes = source.get(&key).await?;
                 let location = source.location(&key);
+                let _permit = running.acquire_owned().await.map_err(|e| {
+                    RestoreError::Spill(std::io::Error::other(format!("reading: {e}")))
+                })?;
                 tokio::task::spawn_blocking(move || fetch_file(format, bytes, &location, &rows))
                     .await
                     .map_err(join_error)?
