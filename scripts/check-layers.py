@@ -25,10 +25,10 @@ LAYERS = [
     ["archive", "sink"],
     ["report", "settings"],
     ["pipeline"],
-    ["lambda", "replay", "compact", "verify", "restore", "infer"],
+    ["lambda", "replay", "compact", "verify", "restore", "infer", "baseline", "coverage"],
     ["maintenance"],
 ]
-COMMANDS = {"replay", "compact", "verify", "restore", "infer"}
+COMMANDS = {"replay", "compact", "verify", "restore", "infer", "baseline", "coverage"}
 
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 

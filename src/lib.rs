@@ -6,12 +6,15 @@
 //! Lambda function's logic. [`archive`] reads back what was written, for [`replay`] and
 //! [`schema`] inference, for [`restore`] of a table as it was at a time, and for
 //! [`compact`], which makes the compacted layer, and [`verify`], which checks both
-//! layers; [`aws`] builds every AWS client.
+//! layers; [`coverage`] tells from when each table is complete; [`aws`] builds every
+//! AWS client.
 
 pub mod archive;
 pub mod aws;
+pub mod baseline;
 pub mod buffer;
 pub mod compact;
+pub mod coverage;
 pub mod decode;
 pub mod encode;
 pub mod infer;

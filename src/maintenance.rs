@@ -13,6 +13,11 @@
 //! reports the days it left for the next run. Days are taken in a fair order
 //! ([`fair_order`]): one day of each table in turn, oldest first, the first table
 //! rotating from run to run, so a huge day of one table cannot starve the others.
+//!
+//! With baseline settings ([`baseline::BaselineTarget`]), it also takes the baseline
+//! workflow's `{"action":"baseline"}` and `{"action":"baseline-complete"}` ([`baseline`]).
+
+pub mod baseline;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -235,6 +240,12 @@ pub enum Action {
     Compact,
     /// Verify both layers over the last [`MaintenanceSettings::verify_days`] days.
     Verify,
+    /// Archive some data files of an export ([`baseline::BaselineTarget::batch`]).
+    Baseline,
+    /// Record an export's coverage once all its data files are archived
+    /// ([`baseline::BaselineTarget::complete`]).
+    #[serde(rename = "baseline-complete")]
+    BaselineComplete,
 }
 
 /// What a verify run found, in each layer.
@@ -250,7 +261,11 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     fn objects(s: &crate::verify::VerifySummary) -> u64 {
-        s.checked.raw + s.checked.rejected + s.checked.compacted + s.checked.manifest
+        s.checked.raw
+            + s.checked.rejected
+            + s.checked.compacted
+            + s.checked.manifest
+            + s.checked.coverage
     }
 
     /// One CloudWatch EMF line with `VerifiedObjects`, `VerifyBadObjects` and
@@ -280,6 +295,10 @@ pub enum MaintenanceOutcome {
     Compact(MaintenanceReport),
     /// A verify run.
     Verify(Box<VerifyReport>),
+    /// A baseline batch.
+    Baseline(baseline::BatchReport),
+    /// A baseline's coverage record.
+    BaselineComplete(baseline::CompleteReport),
 }
 
 /// The maintenance function's event: `{"action":"compact"}`.
@@ -287,6 +306,9 @@ pub enum MaintenanceOutcome {
 pub struct MaintenanceEvent {
     /// What to do.
     pub action: Action,
+    /// The baseline actions' fields.
+    #[serde(flatten)]
+    pub baseline: baseline::BaselineEvent,
 }
 
 /// A maintenance invocation that did not complete.
@@ -306,6 +328,9 @@ pub enum MaintenanceError {
         /// Each with what is wrong.
         objects: String,
     },
+    /// A baseline action failed, or this function has no baseline settings.
+    #[error(transparent)]
+    Baseline(#[from] baseline::BaselineActionError),
     /// Some days could not be compacted (the others were); the next run retries them.
     #[error("{failed} days not compacted: {days}")]
     DaysFailed {
@@ -342,9 +367,36 @@ impl Maintenance {
         now: DateTime<Utc>,
         deadline: Option<DateTime<Utc>>,
     ) -> Result<MaintenanceOutcome, MaintenanceError> {
+        self.handle_with(event, now, deadline, None).await
+    }
+
+    /// [`Maintenance::handle`], with the baseline settings that the baseline actions
+    /// need (without them, those actions are refused).
+    pub async fn handle_with(
+        &self,
+        event: &[u8],
+        now: DateTime<Utc>,
+        deadline: Option<DateTime<Utc>>,
+        target: Option<&baseline::BaselineTarget>,
+    ) -> Result<MaintenanceOutcome, MaintenanceError> {
         let event: MaintenanceEvent =
             serde_json::from_slice(event).map_err(|e| MaintenanceError::Event(e.to_string()))?;
+        let target = || {
+            target.ok_or_else(|| {
+                baseline::BaselineActionError::Refused(
+                    "this function has no baseline settings (BASELINE_EXPORTS)".to_string(),
+                )
+            })
+        };
         match event.action {
+            Action::Baseline => Ok(MaintenanceOutcome::Baseline(
+                target()?.batch(&event.baseline).await?,
+            )),
+            Action::BaselineComplete => Ok(MaintenanceOutcome::BaselineComplete(
+                target()?
+                    .complete(&event.baseline, self.source.as_ref())
+                    .await?,
+            )),
             Action::Compact => self
                 .compact(now, deadline)
                 .await

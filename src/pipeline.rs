@@ -11,7 +11,7 @@ use chrono::{NaiveDate, Utc};
 use crate::buffer::{Batch, Buffer, Thresholds};
 use crate::decode::{decode_owned_input, DecodeOptions, Decoded, Rejected};
 use crate::encode::{self, jsonl, EncodedFile};
-use crate::model::Format;
+use crate::model::{ChangeRecord, Format};
 use crate::report::{FailedFile, FileReport, InputError, RejectedReport, Summary};
 use crate::route::PartitionKey;
 use crate::schema::SchemaSet;
@@ -125,39 +125,50 @@ impl Archiver {
         for d in decoded {
             self.summary.records += 1;
             match d {
-                Decoded::Change(change) => {
-                    let change = *change;
-                    let t = change.approximate_creation_time_ms;
-                    self.summary.oldest_change_ms =
-                        Some(self.summary.oldest_change_ms.map_or(t, |o| o.min(t)));
-                    let Some(key) = PartitionKey::for_record(&change) else {
-                        // Decoding bounds the time to years 1970-9999, so every change
-                        // has a partition; keep it anyway if that ever changes.
-                        self.reject(
-                            source,
-                            Rejected {
-                                event_id: Some(change.event_id.clone()),
-                                sequence_number: Some(change.sequence_number.clone()),
-                                index: change.index,
-                                error: crate::decode::RecordError::Invalid {
-                                    field: "dynamodb.ApproximateCreationDateTime",
-                                    reason: "no calendar day".to_string(),
-                                },
-                                raw: change.record.to_string(),
-                            },
-                        )
-                        .await;
-                        continue;
-                    };
-                    let ready = self.buffer.push(key, change, Instant::now());
-                    self.write_batches(ready).await;
-                }
+                Decoded::Change(change) => self.accept(source, *change).await,
                 Decoded::Rejected(r) => self.reject(source, *r).await,
             }
         }
         let expired = self.buffer.take_expired(Instant::now());
         self.write_batches(expired).await;
         true
+    }
+
+    /// Archives one change that was not decoded from an event here (a baseline or
+    /// export row made by the `baseline` command): routed, buffered, encoded and
+    /// written like a decoded change. Files are written only as buffers fill (by size,
+    /// never by age, so the same changes in the same order give the same files) and
+    /// by [`Archiver::finish`].
+    pub async fn push(&mut self, change: ChangeRecord, source: &str) {
+        self.summary.records += 1;
+        self.accept(source, change).await;
+    }
+
+    /// Routes and buffers one decoded change, writing the files that become ready.
+    async fn accept(&mut self, source: &str, change: ChangeRecord) {
+        let t = change.approximate_creation_time_ms;
+        self.summary.oldest_change_ms = Some(self.summary.oldest_change_ms.map_or(t, |o| o.min(t)));
+        let Some(key) = PartitionKey::for_record(&change) else {
+            // Decoding bounds the time to years 1970-9999, so every change has a
+            // partition; keep it anyway if that ever changes.
+            self.reject(
+                source,
+                Rejected {
+                    event_id: Some(change.event_id.clone()),
+                    sequence_number: Some(change.sequence_number.clone()),
+                    index: change.index,
+                    error: crate::decode::RecordError::Invalid {
+                        field: "dynamodb.ApproximateCreationDateTime",
+                        reason: "no calendar day".to_string(),
+                    },
+                    raw: change.record.to_string(),
+                },
+            )
+            .await;
+            return;
+        };
+        let ready = self.buffer.push(key, change, Instant::now());
+        self.write_batches(ready).await;
     }
 
     /// Writes every pending file and returns what the run did.

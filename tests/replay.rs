@@ -124,6 +124,7 @@ fn options(filter: Filter) -> ReplayOptions {
         checkpoint: None,
         skip_corrupt: false,
         memory_budget: ddb_archiver::replay::DEFAULT_MEMORY_BUDGET,
+        include_baseline: false,
     }
 }
 

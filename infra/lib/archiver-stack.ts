@@ -7,9 +7,10 @@ import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { ArchiveBucket } from './archive-bucket';
 import { ArchiverFunction, archiveUrl, functionPackage } from './archiver-function';
+import { BaselineWorkflow } from './baseline-workflow';
 import { Catalog } from './catalog';
 import { CompactedBucket } from './compacted-bucket';
-import { ArchiverConfig, tableFromStreamArn } from './config';
+import { ArchiverConfig, tableArnFromStreamArn, tableFromStreamArn } from './config';
 import { glueTableName, loadGlueTables, readyQueries, schemaFiles, tableOfSchemaFile } from './glue-tables';
 import { Maintenance } from './maintenance';
 import { Monitoring } from './monitoring';
@@ -38,6 +39,8 @@ export class ArchiverStack extends Stack {
   public readonly catalog: Catalog;
   /** The monitoring. */
   public readonly monitoring: Monitoring;
+  /** The baseline workflow, when `baselineWorkflow` is true. */
+  public readonly baseline?: BaselineWorkflow;
 
   constructor(scope: Construct, id: string, props: ArchiverStackProps) {
     super(scope, id, props);
@@ -119,6 +122,30 @@ export class ArchiverStack extends Stack {
       rustLog: c.rustLog,
     });
 
+    if (c.baselineWorkflow) {
+      // The exported table: as configured, else the table of the stream, else the demo table.
+      const tableArn =
+        c.baselineTableArn ??
+        (c.streamArn !== undefined ? tableArnFromStreamArn(c.streamArn) : this.source.demoTable?.tableArn);
+      if (tableArn === undefined) throw new Error('baselineWorkflow: no table to export; set baselineTableArn');
+      this.baseline = new BaselineWorkflow(this, 'Baseline', {
+        code,
+        tableArn,
+        rawBucket: this.archive.bucket,
+        rawPrefix: c.prefix,
+        compactedBucket: this.compacted.bucket,
+        key: this.archive.key,
+        accessLogs: this.archive.accessLogs,
+        format: c.format,
+        maxConcurrency: c.baselineMaxConcurrency,
+        filesPerBatch: c.baselineFilesPerBatch,
+        pollSeconds: c.baselinePollSeconds,
+        exportExpiryDays: c.baselineExportExpiryDays,
+        memorySize: c.maintenanceMemorySize,
+        rustLog: c.rustLog,
+      });
+    }
+
     // Named queries: the ready ones of schemas/queries/, and, for a source table without a
     // schema file (cataloged with the standard columns), the same three questions about it.
     const withSchema = new Set(schemas.map(tableOfSchemaFile));
@@ -179,6 +206,14 @@ export class ArchiverStack extends Stack {
     new CfnOutput(this, 'AthenaResultsBucketName', { value: this.catalog.resultsBucket.bucketName, description: 'Athena results' });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn, description: 'Alarm notifications' });
     new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName, description: 'CloudWatch dashboard' });
+    if (this.baseline !== undefined) {
+      new CfnOutput(this, 'BaselineStateMachineArn', {
+        value: this.baseline.stateMachine.stateMachineArn,
+        description: 'Baseline workflow: start with {"exportType":"FULL_EXPORT"} or {"exportType":"INCREMENTAL_EXPORT","from":…,"to":…}',
+      });
+      new CfnOutput(this, 'BaselineExportBucketName', { value: this.baseline.exportBucket.bucketName, description: 'DynamoDB exports of the baseline workflow' });
+      new CfnOutput(this, 'BaselineFunctionName', { value: this.baseline.function.functionName, description: 'Baseline function (batches of an export)' });
+    }
     if (this.source.demoTable !== undefined) {
       new CfnOutput(this, 'DemoTableName', { value: this.source.demoTable.tableName, description: 'Demo source table' });
     }

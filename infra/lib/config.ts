@@ -82,6 +82,18 @@ export interface ArchiverConfig {
   readonly alarmEmail?: string;
   /** Existing SNS topic that receives the alarms, instead of a new one. */
   readonly alarmTopicArn?: string;
+  /** Whether the baseline workflow (export, then a Distributed Map of baseline batches) is deployed. */
+  readonly baselineWorkflow: boolean;
+  /** The table the baseline workflow exports; by default the table of `streamArn`, or the demo table. */
+  readonly baselineTableArn?: string;
+  /** Batches of data files archived at the same time by the workflow's Distributed Map (`MaxConcurrency`). */
+  readonly baselineMaxConcurrency: number;
+  /** Data files of the export per baseline batch (one invocation of the baseline function). */
+  readonly baselineFilesPerBatch: number;
+  /** Seconds between two `DescribeExport` polls while the export runs. */
+  readonly baselinePollSeconds: number;
+  /** Days after which exports (and the workflow's run results) expire from the export bucket. */
+  readonly baselineExportExpiryDays: number;
 }
 
 /** Defaults used when a context key is not given. */
@@ -114,6 +126,11 @@ export const DEFAULTS = {
   compactAlarmAfterHours: 74,
   compactMaxFileBytes: 268435456,
   maintenanceMemorySize: 3008,
+  baselineWorkflow: false,
+  baselineMaxConcurrency: 10,
+  baselineFilesPerBatch: 1,
+  baselinePollSeconds: 60,
+  baselineExportExpiryDays: 14,
 } as const;
 
 /**
@@ -165,6 +182,13 @@ function list(key: string, raw: Raw): string[] {
   if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return raw as string[];
   if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
   throw new ConfigError(key, `expected a comma-separated list, got ${JSON.stringify(raw)}`);
+}
+
+function bool(key: string, raw: Raw, fallback: boolean): boolean {
+  if (raw === undefined || raw === null || raw === '') return fallback;
+  if (raw === true || raw === 'true') return true;
+  if (raw === false || raw === 'false') return false;
+  throw new ConfigError(key, `expected true or false, got ${JSON.stringify(raw)}`);
 }
 
 /** An EventBridge schedule expression: `cron(…)` with six fields, or `rate(…)`. */
@@ -251,6 +275,17 @@ export function readConfig(get: (key: string) => Raw): ArchiverConfig {
   );
   const latestExpiry = latestCompactedExpiryDays(retentionYears, compactLookbackDays);
   const compactedExpiryDays = int('compactedExpiryDays', get('compactedExpiryDays'), latestExpiry, 1, latestExpiry);
+  const baselineWorkflow = bool('baselineWorkflow', get('baselineWorkflow'), DEFAULTS.baselineWorkflow);
+  const baselineTableArn = str('baselineTableArn', get('baselineTableArn'));
+  if (baselineTableArn !== undefined && !/^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/[A-Za-z0-9_.-]{3,255}$/.test(baselineTableArn)) {
+    throw new ConfigError('baselineTableArn', `expected a DynamoDB table ARN, got "${baselineTableArn}"`);
+  }
+  if (baselineTableArn !== undefined && !baselineWorkflow) {
+    throw new ConfigError('baselineTableArn', 'only meaningful with baselineWorkflow=true');
+  }
+  if (baselineWorkflow && baselineTableArn === undefined && kinesisStreamArn !== undefined) {
+    throw new ConfigError('baselineTableArn', 'required with baselineWorkflow=true and a Kinesis stream (the table is not known)');
+  }
   const timeoutSeconds = int('timeoutSeconds', get('timeoutSeconds'), DEFAULTS.timeoutSeconds, 1, 900);
   return {
     functionAssetDir: str('functionAssetDir', get('functionAssetDir')) ?? DEFAULTS.functionAssetDir,
@@ -288,12 +323,25 @@ export function readConfig(get: (key: string) => Raw): ArchiverConfig {
     compactedExpiryDays,
     alarmEmail,
     alarmTopicArn,
+    baselineWorkflow,
+    baselineTableArn,
+    baselineMaxConcurrency: int('baselineMaxConcurrency', get('baselineMaxConcurrency'), DEFAULTS.baselineMaxConcurrency, 1, 1000),
+    baselineFilesPerBatch: int('baselineFilesPerBatch', get('baselineFilesPerBatch'), DEFAULTS.baselineFilesPerBatch, 1, 100),
+    baselinePollSeconds: int('baselinePollSeconds', get('baselinePollSeconds'), DEFAULTS.baselinePollSeconds, 10, 3600),
+    baselineExportExpiryDays: int('baselineExportExpiryDays', get('baselineExportExpiryDays'), DEFAULTS.baselineExportExpiryDays, 1, 3650),
   };
 }
 
 /** Reads the configuration from a construct's context (the app's `-c` values and cdk.json). */
 export function configFromContext(node: Node): ArchiverConfig {
   return readConfig((key) => node.tryGetContext(key));
+}
+
+/** The ARN of the table whose DynamoDB stream ARN this is (`…:table/NAME`). */
+export function tableArnFromStreamArn(arn: string): string {
+  const i = arn.indexOf('/stream/');
+  if (i < 0) throw new ConfigError('streamArn', `no table in "${arn}"`);
+  return arn.slice(0, i);
 }
 
 /** The source table named by a DynamoDB stream ARN (`…:table/NAME/stream/…`). */

@@ -27,6 +27,17 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
     compactedExpiryDays: '400',
     compactSchedule: 'rate(12 hours)',
   },
+  'baseline workflow on the demo table': { baselineWorkflow: 'true' },
+  'baseline workflow on an existing stream, no prefix': {
+    baselineWorkflow: 'true',
+    streamArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/Orders/stream/2026-01-01T00:00:00.000',
+    prefix: '',
+  },
+  'baseline workflow with kinesis and a given table': {
+    baselineWorkflow: 'true',
+    kinesisStreamArn: 'arn:aws:kinesis:eu-west-1:123456789012:stream/changes',
+    baselineTableArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/Invoices',
+  },
 };
 
 describe('cdk-nag AwsSolutionsChecks', () => {

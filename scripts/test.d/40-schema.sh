@@ -2,7 +2,8 @@
 # Typed columns and Athena tables: the generated DDL parsed by sqlglot (Athena dialect) and
 # run in Spark SQL with Hive support over files the archiver wrote (both formats), the
 # ready queries in Spark and DuckDB, type mismatches and invalid schema files; the view over
-# raw and compacted data before, during and after compaction, and compaction on Athena SQL.
+# raw and compacted data before, during and after compaction, compaction on Athena SQL, and
+# restore on Athena SQL against restore's own import lines.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -18,3 +19,5 @@ log "pytest tests/python/test_schema.py"
 python -m pytest -q tests/python/test_schema.py
 log "pytest tests/python/test_compacted.py"
 python -m pytest -q tests/python/test_compacted.py
+log "pytest tests/python/test_restore_sql.py"
+python -m pytest -q tests/python/test_restore_sql.py

@@ -3,7 +3,8 @@
 # the ImportTable case, its S3), s3s-fs serving the archive for the s3:// source, and a
 # fault-injecting proxy in front of moto (tests/python/test_restore.py). Archives come
 # from `ddb-archiver archive` on generated histories; the restored tables are compared
-# item by item with the state at T computed independently in the test.
+# item by item with the state at T computed independently in the test. Restore on Athena
+# runs against moto's Athena API, DuckDB running the SQL it sends (test_restore_athena.py).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -30,3 +31,7 @@ log "restore against moto (local and s3:// archives, faults, import format)"
 MOTO_PORT="$MOTO_PORT" S3_PORT="$S3_PORT" S3_ROOT="$W/s3" \
   DDB_ARCHIVER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/ddb-archiver" \
   python -m pytest -q -p no:cacheprovider tests/python/test_restore.py
+
+log "restore --engine athena against moto (Athena's API; DuckDB as its engine), then ImportTable"
+MOTO_PORT="$MOTO_PORT" DDB_ARCHIVER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/ddb-archiver" \
+  python -m pytest -q -p no:cacheprovider tests/python/test_restore_athena.py

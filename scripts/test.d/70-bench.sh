@@ -13,6 +13,10 @@ log "bench/run.py --smoke"
 python bench/run.py --smoke --bin "$ROOT/target/debug/ddb-archiver"
 log "bench/restore.py --smoke"
 python bench/restore.py --smoke --bin "$ROOT/target/debug/ddb-archiver"
+# The baseline benchmark on a tiny export: every item archived once, the coverage record
+# written, zcat of the same files run beside it (the full run: bench/baseline.py, 2 GB).
+log "bench/baseline.py --smoke"
+python bench/baseline.py --smoke --bin "$ROOT/target/debug/ddb-archiver"
 # The criterion stage benches, each run once in test mode (a check that they still work,
 # not a timing; `cargo bench --bench stages` times them).
 log "cargo test --bench stages"

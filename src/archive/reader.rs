@@ -107,6 +107,18 @@ impl Projection {
         Column::Record,
     ]);
 
+    /// [`Projection::CHANGES`] and the stream view type, which a baseline or export row's
+    /// synthetic stream record carries ([`crate::archive::export_row`]).
+    pub const CHANGES_AND_VIEW: Projection = Projection::of(&[
+        Column::EventId,
+        Column::EventName,
+        Column::SequenceNumber,
+        Column::ApproximateCreationTime,
+        Column::StreamViewType,
+        Column::Keys,
+        Column::Record,
+    ]);
+
     /// The given columns.
     pub const fn of(columns: &[Column]) -> Projection {
         let mut bits = 0u16;

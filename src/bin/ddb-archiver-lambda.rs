@@ -100,9 +100,25 @@ struct MaintenanceArgs {
     /// Seconds before the invocation's deadline after which no new day is started.
     #[arg(long, env = "COMPACT_DEADLINE_MARGIN_SECS", default_value_t = ddb_archiver::maintenance::DEFAULT_DEADLINE_MARGIN.as_secs())]
     deadline_margin_secs: u64,
+    /// Where the baseline actions may read exports (`s3://bucket/prefix/`); without it
+    /// they are refused.
+    #[arg(long, env = "BASELINE_EXPORTS")]
+    baseline_exports: Option<String>,
+    /// Format of the objects a baseline writes into the raw archive.
+    #[arg(long, env = "ARCHIVE_FORMAT", value_enum, default_value = "parquet")]
+    format: settings::FormatArg,
+    /// KMS key of the objects a baseline writes (SSE-KMS).
+    #[arg(long, env = "ARCHIVE_KMS_KEY_ID")]
+    kms_key_id: Option<String>,
 }
 
-async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Maintenance> {
+/// The maintenance function and, with `BASELINE_EXPORTS`, its baseline settings.
+type MaintenanceParts = (
+    ddb_archiver::maintenance::Maintenance,
+    Option<ddb_archiver::maintenance::baseline::BaselineTarget>,
+);
+
+async fn init_maintenance() -> anyhow::Result<MaintenanceParts> {
     use clap::{Args, FromArgMatches};
     use ddb_archiver::model::Location;
     let cmd = MaintenanceArgs::augment_args(clap::Command::new("ddb-archiver-maintenance"));
@@ -123,6 +139,29 @@ async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Mainten
     }
     let schemas = ddb_archiver::schema::SchemaSet::load_optional(args.schemas.as_deref())
         .map_err(|e| anyhow::anyhow!("invalid setting ARCHIVE_SCHEMAS: {e}"))?;
+    let target = match args.baseline_exports.as_deref() {
+        None => None,
+        Some(exports) => {
+            let exports = Location::parse(exports)
+                .map_err(|e| anyhow::anyhow!("invalid setting BASELINE_EXPORTS: {e}"))?;
+            let settings = ddb_archiver::settings::Settings {
+                dest: args.source.clone(),
+                format: args.format.into(),
+                kms_key_id: args.kms_key_id.clone(),
+                schemas: args.schemas.clone(),
+                ..ddb_archiver::settings::Settings::default()
+            };
+            settings
+                .validate()
+                .map_err(|e| anyhow::anyhow!("invalid baseline setting: {e}"))?;
+            Some(ddb_archiver::maintenance::baseline::BaselineTarget {
+                exports,
+                schemas: schemas.clone(),
+                sink: ddb_archiver::sink::open(&source, args.kms_key_id.as_deref()).await?,
+                settings,
+            })
+        }
+    };
     let settings = ddb_archiver::maintenance::MaintenanceSettings {
         lookback_days: args.lookback_days,
         settle_hours: args.settle_hours,
@@ -142,31 +181,31 @@ async fn init_maintenance() -> anyhow::Result<ddb_archiver::maintenance::Mainten
     let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
         .unwrap_or_else(|_| "ddb-archiver-maintenance".to_string());
     tracing::info!(source = %source, dest = %dest, function = name, "maintenance initialised");
-    Ok(ddb_archiver::maintenance::Maintenance {
+    let maintenance = ddb_archiver::maintenance::Maintenance {
         source: ddb_archiver::archive::source::open_location(&source).await,
         dest: ddb_archiver::archive::source::open_location(&dest).await,
         sink: ddb_archiver::sink::open(&dest, None).await?,
         settings,
         function_name: name,
-    })
+    };
+    Ok((maintenance, target))
 }
 
 /// Runs the maintenance function on the Lambda runtime: each event is
-/// `{"action":"compact"}` or `{"action":"verify"}` from a schedule; the answer is the
-/// run's report.
-async fn serve_maintenance(
-    maintenance: Arc<ddb_archiver::maintenance::Maintenance>,
-) -> Result<(), lambda_runtime::Error> {
+/// `{"action":"compact"}` or `{"action":"verify"}` from a schedule, or a baseline
+/// action from the baseline workflow; the answer is the run's report.
+async fn serve_maintenance(parts: Arc<MaintenanceParts>) -> Result<(), lambda_runtime::Error> {
     let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        let maintenance = Arc::clone(&maintenance);
+        let parts = Arc::clone(&parts);
         async move {
+            let (maintenance, target) = parts.as_ref();
             let payload = serde_json::to_vec(&event.payload)?;
             // A deadline already past at the start is a local emulator's: no limit.
             let (deadline, now) = (event.context.deadline(), std::time::SystemTime::now());
             let deadline =
                 (deadline > now).then(|| chrono::DateTime::<chrono::Utc>::from(deadline));
             let report = maintenance
-                .handle(&payload, chrono::Utc::now(), deadline)
+                .handle_with(&payload, chrono::Utc::now(), deadline, target.as_ref())
                 .await?;
             Ok::<_, lambda_runtime::Error>(serde_json::to_value(&report)?)
         }

@@ -20,6 +20,7 @@
 //! - **The raw archive is never written to:** only the compacted layer's sink is.
 
 pub mod read;
+pub mod slim;
 pub mod sort;
 pub mod write;
 

@@ -11,7 +11,8 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, TimeUnit};
 use futures_util::StreamExt;
 
-use super::sort::{sort_schema, RunSorter};
+use super::slim::{read_schema, slim};
+use super::sort::RunSorter;
 use crate::archive::manifest::{self, DigestRow, ManifestSource, RowDigest};
 use crate::archive::reader::{self, CorruptFile, Projection, Row};
 use crate::archive::source::ArchiveSource;
@@ -183,7 +184,7 @@ fn work(
                 .map_err(|_| "a reading thread stopped".to_string())?
                 .push_all(rows)
                 .map_err(|e| e.to_string())?;
-            sorter.push(batch).map_err(|e| e.to_string())
+            sorter.push(slim(&batch)?).map_err(|e| e.to_string())
         };
         match format {
             Format::Parquet => read_parquet(job.bytes, &job.location, first, &mut push)?,
@@ -254,7 +255,7 @@ fn read_parquet(
     Ok(())
 }
 
-/// A Parquet source's batch as [`sort_schema`]: its standard columns, type- and
+/// A Parquet source's batch as [`read_schema`]: its standard columns, type- and
 /// null-checked, with every `event_name` valid, and the read order appended.
 fn conform(batch: &RecordBatch, first: u64) -> Result<RecordBatch, String> {
     let fields = standard_fields();
@@ -301,7 +302,7 @@ fn conform(batch: &RecordBatch, first: u64) -> Result<RecordBatch, String> {
 }
 
 /// The standard columns of `rows` rows with their read order appended, as
-/// [`sort_schema`]: `first`, `first + 1`, ...
+/// [`read_schema`]: `first`, `first + 1`, ...
 fn with_read_order(
     mut columns: Vec<ArrayRef>,
     first: u64,
@@ -310,7 +311,7 @@ fn with_read_order(
     columns.push(Arc::new(UInt64Array::from_iter_values(
         first..first + rows as u64,
     )));
-    RecordBatch::try_new(sort_schema(), columns).map_err(|e| e.to_string())
+    RecordBatch::try_new(read_schema(), columns).map_err(|e| e.to_string())
 }
 
 /// The changes of a gzip JSON lines source, in batches.

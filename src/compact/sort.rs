@@ -14,18 +14,15 @@
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek};
-use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::compute::interleave_record_batch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType, UInt64Type};
+use arrow::datatypes::{TimestampMillisecondType, UInt64Type};
 use arrow::error::ArrowError;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 
 use crate::model::order::cmp_sequence;
-
-use crate::encode::parquet::standard_fields;
 
 /// The hidden last column of sorted batches: `(object index << 32) | row`, where the
 /// row was read. It is never written to a compacted file.
@@ -50,13 +47,6 @@ pub enum SortError {
     Arrow(#[from] ArrowError),
 }
 
-/// The schema of sorted batches: the standard columns, then [`ORDER_COLUMN`].
-pub fn sort_schema() -> SchemaRef {
-    let mut fields = standard_fields();
-    fields.push(Field::new(ORDER_COLUMN, DataType::UInt64, false));
-    Arc::new(Schema::new(fields))
-}
-
 /// The ordering columns of one batch.
 struct Keys {
     time: TimestampMillisecondArray,
@@ -66,6 +56,15 @@ struct Keys {
 }
 
 impl Keys {
+    fn empty() -> Keys {
+        Keys {
+            time: TimestampMillisecondArray::from(Vec::<i64>::new()),
+            sequence_number: StringArray::from(Vec::<&str>::new()),
+            event_id: StringArray::from(Vec::<&str>::new()),
+            order: arrow::array::UInt64Array::from(Vec::<u64>::new()),
+        }
+    }
+
     fn of(batch: &RecordBatch) -> Result<Keys, ArrowError> {
         let wrong = |name: &str| ArrowError::SchemaError(format!("sorted batch: bad `{name}`"));
         Ok(Keys {
@@ -104,7 +103,7 @@ fn cmp_rows(a: &Keys, i: usize, b: &Keys, j: usize) -> Ordering {
         .then_with(|| a.order.value(i).cmp(&b.order.value(j)))
 }
 
-/// Sorts batches of [`sort_schema`] within a memory budget.
+/// Sorts batches of [`super::slim::slim_schema`] within a memory budget.
 #[derive(Debug)]
 pub struct RunSorter {
     budget: usize,
@@ -128,7 +127,7 @@ impl RunSorter {
         }
     }
 
-    /// Adds a batch of [`sort_schema`], spilling a sorted run when the budget is passed.
+    /// Adds a batch of [`super::slim::slim_schema`], spilling a sorted run when the budget is passed.
     pub fn push(&mut self, batch: RecordBatch) -> Result<(), SortError> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -236,6 +235,9 @@ pub struct Merged {
     /// time or sequence number), sorted: skipped wherever they come.
     displaced: Vec<u64>,
     cursors: Vec<Cursor>,
+    /// Indices of the cursors with rows left, as a binary heap: the cursor whose current
+    /// row comes first is at the top, so each row costs about log2(runs) comparisons.
+    heap: Vec<usize>,
     pool: Vec<RecordBatch>,
     last_event_id: Option<String>,
     duplicates: u64,
@@ -266,6 +268,7 @@ impl Merged {
         let mut merged = Merged {
             displaced,
             cursors: Vec::new(),
+            heap: Vec::new(),
             pool: Vec::new(),
             last_event_id: None,
             duplicates,
@@ -276,7 +279,11 @@ impl Merged {
             if let Some(batch) = input.next_batch()? {
                 let cursor = merged.cursor(input, batch)?;
                 merged.cursors.push(cursor);
+                merged.heap.push(merged.cursors.len() - 1);
             }
+        }
+        for i in (0..merged.heap.len() / 2).rev() {
+            merged.sift_down(i);
         }
         Ok(merged)
     }
@@ -314,7 +321,9 @@ impl Merged {
         let mut picked: Vec<(usize, usize)> = Vec::new();
         let mut bytes = 0;
         while bytes < max_bytes {
-            let Some(best) = self.smallest() else { break };
+            let Some(&best) = self.heap.first() else {
+                break;
+            };
             let c = &mut self.cursors[best];
             let id = c.keys.event_id.value(c.row);
             let displaced = !self.displaced.is_empty()
@@ -338,6 +347,8 @@ impl Merged {
             c.row += 1;
             if c.row == c.rows {
                 self.advance(best)?;
+            } else {
+                self.sift_down(0);
             }
         }
         if picked.is_empty() {
@@ -349,26 +360,33 @@ impl Merged {
         Ok(Some(out))
     }
 
-    /// The cursor whose current row comes first.
-    fn smallest(&self) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        for (i, c) in self.cursors.iter().enumerate() {
-            best = match best {
-                Some(b) => {
-                    let o = &self.cursors[b];
-                    if cmp_rows(&c.keys, c.row, &o.keys, o.row) == Ordering::Less {
-                        Some(i)
-                    } else {
-                        Some(b)
-                    }
-                }
-                None => Some(i),
-            };
-        }
-        best
+    /// Whether cursor `a`'s current row comes before cursor `b`'s.
+    fn before(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (&self.cursors[a], &self.cursors[b]);
+        cmp_rows(&a.keys, a.row, &b.keys, b.row) == Ordering::Less
     }
 
-    /// Moves cursor `i` to its run's next batch, or drops it at the run's end.
+    /// Restores the heap below position `i` after its cursor moved on.
+    fn sift_down(&mut self, mut i: usize) {
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut first = i;
+            if l < self.heap.len() && self.before(self.heap[l], self.heap[first]) {
+                first = l;
+            }
+            if r < self.heap.len() && self.before(self.heap[r], self.heap[first]) {
+                first = r;
+            }
+            if first == i {
+                return;
+            }
+            self.heap.swap(i, first);
+            i = first;
+        }
+    }
+
+    /// Moves cursor `i`, the heap's top, to its run's next batch, or takes it off the
+    /// heap at the run's end.
     fn advance(&mut self, i: usize) -> Result<(), SortError> {
         match self.cursors[i].input.next_batch()? {
             Some(batch) => {
@@ -379,16 +397,22 @@ impl Merged {
                 self.cursors[i].slot = self.pool.len() - 1;
             }
             None => {
-                self.cursors.swap_remove(i);
+                // The run's file and last batch are freed now, not when the merge ends.
+                let c = &mut self.cursors[i];
+                c.input = RunInput::Memory(Vec::new().into_iter());
+                c.keys = Keys::empty();
+                self.heap.swap_remove(0);
             }
         }
+        self.sift_down(0);
         Ok(())
     }
 
-    /// Keeps only the batches that cursors still read from.
+    /// Keeps only the batches that cursors with rows left still read from.
     fn release_pool(&mut self) {
-        let mut kept = Vec::with_capacity(self.cursors.len());
-        for c in &mut self.cursors {
+        let mut kept = Vec::with_capacity(self.heap.len());
+        for &i in &self.heap {
+            let c = &mut self.cursors[i];
             kept.push(self.pool[c.slot].clone());
             c.slot = kept.len() - 1;
         }
@@ -412,7 +436,9 @@ fn row_bytes(batch: &RecordBatch, row: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compact::slim::read_schema;
     use arrow::array::{ArrayRef, BooleanArray, Int64Array, UInt64Array};
+    use std::sync::Arc;
 
     fn batch(rows: &[(i64, &str, &str)], first_order: u64) -> RecordBatch {
         let n = rows.len();
@@ -439,7 +465,7 @@ mod tests {
                 (0..n as u64).map(|i| first_order + i).collect::<Vec<_>>(),
             )),
         ];
-        RecordBatch::try_new(sort_schema(), columns).unwrap()
+        crate::compact::slim::slim(&RecordBatch::try_new(read_schema(), columns).unwrap()).unwrap()
     }
 
     fn merged_ids(

@@ -167,6 +167,7 @@ fn complete(
     schema: &SchemaRef,
     layout: &Layout,
 ) -> Result<RecordBatch, String> {
+    let batch = &super::slim::full(batch)?;
     let standard = standard_fields().len();
     let mut columns: Vec<ArrayRef> = batch.columns()[..standard].to_vec();
     if let Some(s) = &layout.schema {

@@ -42,6 +42,9 @@ pub enum SourceKind {
     DynamoDbStream,
     /// A Kinesis Data Streams record whose data is a DynamoDB change.
     Kinesis,
+    /// A baseline or repair row made from a DynamoDB export or Scan (see
+    /// [`super::coverage`]). Kinesis duplicate rules do not apply to it.
+    Export,
 }
 
 /// One decoded change, ready to be routed and archived. The JSON fields hold the

@@ -10,10 +10,13 @@
 //! - [`order`]: stream order;
 //! - [`item`]: an item's key attributes as one canonical text;
 //! - [`hex`]: hex digests;
-//! - [`location`]: a local directory or an `s3://` prefix.
+//! - [`location`]: a local directory or an `s3://` prefix;
+//! - [`coverage`]: coverage records (baseline and repair) and the representation of
+//!   rows that did not come from a stream.
 
 pub mod change;
 pub mod columns;
+pub mod coverage;
 pub mod format;
 pub mod hex;
 pub mod item;

@@ -6,7 +6,9 @@
 //! keeps one copy of each event wherever its copies sort ([`FirstCopies`]: every row of
 //! the day is noted, so a copy whose first copy is before `--from` is dropped too);
 //! [`emit`] groups the records, exactly as archived, into
-//! `{"Records":[...]}` events; the events are written one per line or sent to a Lambda
+//! `{"Records":[...]}` events. Baseline and export rows (sequence number `"0"`) are
+//! left out unless [`ReplayOptions::include_baseline`]; then they are sent as synthetic
+//! stream records ([`synthetic_stream_record`]); the events are written one per line or sent to a Lambda
 //! function by [`invoke`]. [`replay()`] drives it, one day at a time.
 //!
 //! [`source`]: crate::archive::source
@@ -26,10 +28,12 @@ use serde::Serialize;
 
 use crate::archive::copies::{origin, FirstCopies};
 use crate::archive::emit::Batcher;
+use crate::archive::export_row::{synthetic_stream_record, ExportRow};
 use crate::archive::filter::{Filter, FilterError};
 use crate::archive::order::{Change, OrderError};
 use crate::archive::reader::{read_rows, CorruptFile, Projection};
 use crate::archive::source::{ArchiveSource, SourceError};
+use crate::model::coverage::is_non_stream;
 use crate::model::key::{partition_day, partition_path, table_prefix};
 use crate::model::Format;
 use invoke::{InvokeError, InvokeStats, Invoker};
@@ -113,6 +117,9 @@ pub struct ReplayOptions {
     pub skip_corrupt: bool,
     /// Bytes of one day's changes held in memory before spilling sorted runs to disk.
     pub memory_budget: usize,
+    /// Send baseline and export rows (sequence number `"0"`) too, as synthetic stream
+    /// records ([`synthetic_stream_record`]); left out otherwise.
+    pub include_baseline: bool,
 }
 
 /// Where the events go.
@@ -147,6 +154,12 @@ pub struct ReplaySummary {
     pub records_read: usize,
     /// Rows the filters selected (duplicates included).
     pub records_selected: usize,
+    /// Baseline and export rows (sequence number `"0"`) the filters selected and left
+    /// out, for want of `--include-baseline`.
+    pub baseline_left_out: usize,
+    /// Baseline and export rows replayed as synthetic stream records
+    /// (`--include-baseline`).
+    pub baseline_included: usize,
     /// Selected copies of an event dropped: the event is replayed once, as its earliest
     /// copy of the day.
     pub duplicates_dropped: usize,
@@ -182,6 +195,20 @@ impl ReplaySummary {
             self.records_selected,
             self.duplicates_dropped
         );
+        if self.baseline_left_out > 0 {
+            let _ = writeln!(
+                s,
+                "{} baseline and export rows left out (--include-baseline sends them)",
+                self.baseline_left_out
+            );
+        }
+        if self.baseline_included > 0 {
+            let _ = writeln!(
+                s,
+                "{} baseline and export rows sent as synthetic stream records",
+                self.baseline_included
+            );
+        }
         if let Some(r) = &self.resumed_after {
             let _ = writeln!(
                 s,
@@ -303,7 +330,8 @@ impl Run<'_, '_> {
                 continue;
             };
             let bytes = source.get(key).await?;
-            let rows = match read_rows(format, bytes, &source.location(key), Projection::CHANGES) {
+            let location = source.location(key);
+            let rows = match read_rows(format, bytes, &location, Projection::CHANGES_AND_VIEW) {
                 Ok(rows) => rows,
                 Err(e) if self.opts.skip_corrupt => {
                     tracing::warn!(error = %e, "corrupt file skipped");
@@ -323,13 +351,34 @@ impl Run<'_, '_> {
                 let origin = origin(file, i);
                 sorter.note(&row, origin)?;
                 if self.opts.filter.matches(&row) {
+                    let record = if is_non_stream(&row.sequence_number) {
+                        if !self.opts.include_baseline {
+                            self.summary.baseline_left_out += 1;
+                            continue;
+                        }
+                        self.summary.baseline_included += 1;
+                        synthetic_stream_record(&ExportRow {
+                            event_id: &row.event_id,
+                            event_name: &row.event_name,
+                            table: &self.opts.table,
+                            time_ms: row.time_ms,
+                            stream_view_type: row.stream_view_type.as_deref(),
+                            keys: &row.keys,
+                            record: &row.record,
+                        })
+                        .map_err(|reason| CorruptFile {
+                            location: location.clone(),
+                            reason: format!("row {i} (event_id {:?}): {reason}", row.event_id),
+                        })?
+                    } else {
+                        crate::archive::emit::stream_record(
+                            row.record,
+                            &row.sequence_number,
+                            row.time_ms,
+                            &row.keys,
+                        )
+                    };
                     self.summary.records_selected += 1;
-                    let record = crate::archive::emit::stream_record(
-                        row.record,
-                        &row.sequence_number,
-                        row.time_ms,
-                        &row.keys,
-                    );
                     sorter.push(
                         Change {
                             group: String::new(),

@@ -8,6 +8,7 @@
 //! them as DynamoDB import-from-S3 input and can start `ImportTable`. [`item`] converts
 //! DynamoDB JSON exactly and compares key schemas. [`restore`] drives it.
 
+pub mod athena;
 pub mod import;
 pub mod item;
 pub mod rejected;
@@ -31,7 +32,7 @@ use crate::model::hex::hex;
 use crate::model::Location;
 use crate::sink::{ObjectSink, SinkError};
 use item::KeyShape;
-pub use summary::RestoreSummary;
+pub use summary::{BaselineUsed, RestoreSummary};
 use write::{BatchFailure, BatchWrite, WriteStats, BATCH_ITEMS};
 
 /// Default memory budget of the sorter before sorted runs spill to disk.
@@ -101,6 +102,30 @@ pub enum RestoreError {
         /// The records.
         found: rejected::RejectedRecords,
     },
+    /// No baseline of the table was archived and `--allow-incomplete` was not given.
+    #[error("table {table}: no baseline was archived (no baseline coverage record under {location}), so items never changed since archiving began are missing from the archive; archive one with `ddb-archiver baseline`, or --allow-incomplete restores what the archive holds; nothing was written")]
+    NoBaseline {
+        /// The archived table.
+        table: String,
+        /// Where coverage records were looked for.
+        location: String,
+    },
+    /// T is before the table's complete-from time and `--allow-incomplete` was not
+    /// given.
+    #[error("table {table}: --as-of {as_of} is before {complete_from}, when the archive becomes complete (the earliest baseline, {baseline}): items not changed between T and then would be missing; --allow-incomplete restores what the archive holds; nothing was written")]
+    BeforeBaseline {
+        /// The archived table.
+        table: String,
+        /// T.
+        as_of: String,
+        /// The table's complete-from time.
+        complete_from: String,
+        /// The baseline that gives it.
+        baseline: String,
+    },
+    /// The coverage records cannot be read or are not trusted.
+    #[error(transparent)]
+    Coverage(#[from] crate::archive::coverage::CoverageError),
     /// The target is not empty and `--allow-existing` was not given.
     #[error("{0} is not empty; --allow-existing writes into it anyway (items at T overwrite items with the same key); nothing was written")]
     NotEmpty(String),
@@ -117,6 +142,14 @@ pub enum RestoreError {
     /// A batch of items could not be written.
     #[error(transparent)]
     Write(#[from] BatchFailure),
+    /// An Athena request failed, or the query did not succeed (`--engine athena`).
+    #[error("Athena {operation}: {message}")]
+    Athena {
+        /// The operation.
+        operation: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// An import file could not be stored.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -172,6 +205,9 @@ pub struct RestoreOptions {
     pub allow_existing: bool,
     /// Restore although `_rejected/` holds records of the table at or before T.
     pub allow_rejected: bool,
+    /// Restore although no baseline was archived or T is before the table's
+    /// complete-from time.
+    pub allow_incomplete: bool,
     /// Bytes of changes held in memory before sorted runs spill to disk.
     pub memory_budget: usize,
     /// `BatchWriteItem` requests in flight.
@@ -334,6 +370,7 @@ async fn run(
     summary: &mut RestoreSummary,
 ) -> Result<(), RestoreError> {
     let key = validate(opts, Utc::now())?;
+    check_complete(source, opts, summary).await?;
     // Check the target first: a missing or non-empty one fails before the long read.
     let target_shape = match &target {
         Target::Table { client, .. } => match target_keys(client, &opts.to_table).await? {
@@ -420,6 +457,42 @@ async fn run(
             }
             Ok(())
         }
+    }
+}
+
+/// Names the baseline the table is complete from in the summary, and refuses a T before
+/// it (or a table without one) unless `--allow-incomplete`. Nothing is written before.
+async fn check_complete(
+    source: &dyn ArchiveSource,
+    opts: &RestoreOptions,
+    summary: &mut RestoreSummary,
+) -> Result<(), RestoreError> {
+    let baseline = crate::archive::coverage::table_baseline(source, &opts.table).await?;
+    summary.baseline = baseline.as_ref().map(summary::BaselineUsed::of);
+    let as_of = opts.as_of.timestamp_millis();
+    let refusal = match &baseline {
+        None => Some(RestoreError::NoBaseline {
+            table: opts.table.clone(),
+            location: source.location(&crate::model::coverage::coverage_table_prefix(&opts.table)),
+        }),
+        Some(b) => match b.record.complete_from {
+            Some(from) if as_of < from => Some(RestoreError::BeforeBaseline {
+                table: opts.table.clone(),
+                as_of: summary.as_of.clone(),
+                complete_from: crate::model::coverage::format_time_ms(from).unwrap_or_default(),
+                baseline: summary::BaselineUsed::of(b).describe(),
+            }),
+            _ => None,
+        },
+    };
+    match refusal {
+        Some(e) if !opts.allow_incomplete => Err(e),
+        Some(e) => {
+            tracing::warn!(reason = %e, "restoring an incomplete archive (--allow-incomplete)");
+            summary.incomplete = true;
+            Ok(())
+        }
+        None => Ok(()),
     }
 }
 

@@ -3,6 +3,49 @@
 use serde::Serialize;
 
 use super::rejected;
+use crate::archive::coverage::StoredCoverage;
+use crate::model::coverage::{format_time_ms, CoverageSource};
+
+/// The baseline a restore found the table complete from.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct BaselineUsed {
+    /// `export` or `scan`.
+    pub source: String,
+    /// The full export's ARN (`None` for a Scan).
+    pub export_arn: Option<String>,
+    /// The table is complete from this time on, RFC 3339.
+    pub complete_from: String,
+    /// The coverage record's key.
+    pub record: String,
+}
+
+impl BaselineUsed {
+    /// What a stored baseline record says.
+    pub fn of(c: &StoredCoverage) -> Self {
+        BaselineUsed {
+            source: match c.record.source {
+                CoverageSource::Export => "export".into(),
+                CoverageSource::Scan => "scan".into(),
+            },
+            export_arn: c.record.export_arn.clone(),
+            complete_from: c
+                .record
+                .complete_from
+                .and_then(format_time_ms)
+                .unwrap_or_default(),
+            record: c.key.clone(),
+        }
+    }
+
+    /// `export <ARN>` or `scan <id>`, complete from when.
+    pub fn describe(&self) -> String {
+        let what = match &self.export_arn {
+            Some(arn) => format!("full export {arn}"),
+            None => format!("scan ({})", self.record),
+        };
+        format!("{what}, complete from {}", self.complete_from)
+    }
+}
 
 /// What a restore did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -23,6 +66,12 @@ pub struct RestoreSummary {
     /// time that cannot be read) under `_rejected/`: restored without with
     /// `--allow-rejected`, refused otherwise.
     pub rejected: rejected::RejectedRecords,
+    /// The baseline the table is complete from (the earliest archived), if any.
+    pub baseline: Option<BaselineUsed>,
+    /// The archive is not complete at T (no baseline, or T before it) and
+    /// `--allow-incomplete` restored it anyway: items never changed after archiving
+    /// began (or between T and the baseline) are missing.
+    pub incomplete: bool,
     /// Changes read from the files.
     pub changes_read: usize,
     /// Changes after T, or of other items than `--key`.
@@ -77,6 +126,20 @@ impl RestoreSummary {
             self.changes_skipped,
             self.duplicates_dropped
         );
+        match &self.baseline {
+            Some(b) => {
+                let _ = writeln!(s, "baseline: {}", b.describe());
+            }
+            None => {
+                let _ = writeln!(s, "baseline: none archived");
+            }
+        }
+        if self.incomplete {
+            let _ = writeln!(
+                s,
+                "INCOMPLETE (--allow-incomplete): the archive is not complete at T; items never changed since archiving began are missing"
+            );
+        }
         let _ = writeln!(
             s,
             "{} keys: {} items present, {} absent because deleted",

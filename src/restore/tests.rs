@@ -270,6 +270,8 @@ fn options(as_of: DateTime<Utc>) -> RestoreOptions {
         dry_run: false,
         allow_existing: false,
         allow_rejected: false,
+        // These archives hold stream changes only; tests of the baseline rule set it.
+        allow_incomplete: true,
         memory_budget: DEFAULT_MEMORY_BUDGET,
         concurrency: DEFAULT_CONCURRENCY,
         retry: write::default_policy(),

@@ -8,11 +8,13 @@
 //! - [`table`] maps a schema (or the standard columns alone) to one Athena/Glue table
 //!   definition, rendered as `CREATE EXTERNAL TABLE` DDL or as a CloudFormation
 //!   `AWS::Glue::Table` `TableInput`;
+//! - [`restore_sql`] the Athena SQL that restores a table's state at T over the view;
 
 mod convert;
 mod file;
 pub mod flatten;
 pub mod layer;
+pub mod restore_sql;
 pub mod table;
 
 use std::collections::BTreeMap;

@@ -15,6 +15,11 @@
 //!   that it does not list yet. A manifest is data: its keys are checked before use and
 //!   its free-form locations are never opened.
 //!
+//! - coverage records (baselines and gap repairs, `ddb-archiver-coverage/`) are read and
+//!   checked like the readers do, and each must be archived in full: every object it
+//!   lists present and good, their rows totalling its `change_count` (when every one of
+//!   them is within the days verified).
+//!
 //! On S3 every object's bytes are also compared with the SHA-256 checksum S3 stored at
 //! upload. A problem never stops the run: each bad object is reported with its reasons.
 
@@ -29,6 +34,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::archive::source::{ArchiveSource, SourceError, StoredChecksum};
+use crate::model::coverage::parse_coverage_key;
 use crate::model::key::{partition_day, ObjectKey, LEGACY_MANIFESTS_DIR, MANIFESTS_DIR};
 use crate::schema::SchemaSet;
 
@@ -88,6 +94,8 @@ pub enum ObjectKind {
     Compacted,
     /// A compacted day's manifest.
     Manifest,
+    /// A coverage record (baseline or gap repair).
+    Coverage,
 }
 
 /// Objects checked, by kind.
@@ -101,6 +109,8 @@ pub struct ObjectCounts {
     pub compacted: u64,
     /// Manifests.
     pub manifest: u64,
+    /// Coverage records.
+    pub coverage: u64,
 }
 
 impl ObjectCounts {
@@ -110,6 +120,7 @@ impl ObjectCounts {
             ObjectKind::Rejected => self.rejected += 1,
             ObjectKind::Compacted => self.compacted += 1,
             ObjectKind::Manifest => self.manifest += 1,
+            ObjectKind::Coverage => self.coverage += 1,
         }
     }
 }
@@ -154,6 +165,9 @@ pub struct VerifySummary {
     /// Compacted days whose raw day holds data objects that their manifest does not
     /// list (late arrivals): not bad objects, a compaction to run.
     pub behind_raw: Vec<BehindRaw>,
+    /// Coverage records whose objects are not all within `--from`/`--to`: their objects
+    /// outside are checked present, not read, and their `change_count` is not checked.
+    pub coverage_not_counted: Vec<String>,
     /// Compacted files of no published version (left by a failed or losing compaction
     /// run, deleted by compaction after its grace period; no reader reads them).
     pub unpublished: Vec<String>,
@@ -198,8 +212,8 @@ impl VerifySummary {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "checked {} raw objects, {} rejected objects, {} compacted files, {} manifests; {} rows re-derived from their records",
-            c.raw, c.rejected, c.compacted, c.manifest, self.rows
+            "checked {} raw objects, {} rejected objects, {} compacted files, {} manifests, {} coverage records; {} rows re-derived from their records",
+            c.raw, c.rejected, c.compacted, c.manifest, c.coverage, self.rows
         );
         if self.checksums_compared > 0 {
             let _ = writeln!(
@@ -229,6 +243,12 @@ impl VerifySummary {
                 s,
                 "{} sources named by manifests not read again (no --raw)",
                 self.sources_not_read
+            );
+        }
+        for c in &self.coverage_not_counted {
+            let _ = writeln!(
+                s,
+                "coverage record {c}: objects outside --from/--to not read, its change_count not checked"
             );
         }
         for b in &self.behind_raw {
@@ -308,6 +328,15 @@ pub struct Verifier<'a> {
     pub progress: &'a indicatif::ProgressBar,
 }
 
+/// What checking one raw object found, for the coverage records that list it.
+#[derive(Debug, Clone, Copy)]
+struct RawResult {
+    /// Rows read.
+    rows: u64,
+    /// Nothing is wrong with it.
+    good: bool,
+}
+
 /// The objects of one compacted table-day.
 #[derive(Debug, Default)]
 pub(crate) struct CompactedDay {
@@ -325,7 +354,9 @@ impl Verifier<'_> {
         let mut raw = Vec::new();
         let mut rejected = Vec::new();
         let mut days: BTreeMap<(String, NaiveDate), CompactedDay> = BTreeMap::new();
-        for key in self.source.list("").await? {
+        let mut coverage = Vec::new();
+        let listed = self.source.list("").await?;
+        for key in listed.iter().cloned() {
             match ObjectKey::parse(&key) {
                 Some(ObjectKey::Data(d)) => {
                     if self.options.table_selected(&d.table) && self.options.day_selected(d.date) {
@@ -353,6 +384,13 @@ impl Verifier<'_> {
                         }
                     }
                 }
+                None if parse_coverage_key(&key).is_some() => {
+                    if parse_coverage_key(&key)
+                        .is_some_and(|(table, _, _)| self.options.table_selected(&table))
+                    {
+                        coverage.push(key);
+                    }
+                }
                 None => {
                     if self.unknown_selected(&key) {
                         summary.unexpected.push(self.source.location(&key));
@@ -361,29 +399,20 @@ impl Verifier<'_> {
             }
         }
         self.progress.set_length(
-            (raw.len() + rejected.len() + days.values().map(|d| d.files.len() + 1).sum::<usize>())
-                as u64,
+            (raw.len()
+                + rejected.len()
+                + coverage.len()
+                + days.values().map(|d| d.files.len() + 1).sum::<usize>()) as u64,
         );
+        let mut raw_checked: BTreeMap<String, RawResult> = BTreeMap::new();
         for (key, name) in &raw {
-            let mut reasons = Reasons::default();
-            if let Some(bytes) = self.read(key, &mut reasons, &mut summary).await {
-                let checked = objects::check_raw(
-                    name,
-                    bytes,
-                    &self.source.location(key),
-                    self.options.schemas.as_ref(),
-                    &mut reasons,
-                );
-                summary.rows += checked.rows;
-                match checked.reencoding {
-                    objects::Reencoding::Compared => summary.reencoded += 1,
-                    objects::Reencoding::NotCompared(why) => {
-                        *summary.not_reencoded.entry(why).or_default() += 1
-                    }
-                    objects::Reencoding::AlreadyBad => {}
-                }
-            }
-            self.report(key, ObjectKind::Raw, reasons, &mut summary);
+            let result = self.check_raw_object(key, name, &mut summary).await;
+            raw_checked.insert(key.clone(), result);
+        }
+        let present: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+        for key in &coverage {
+            self.check_coverage(key, &present, &raw_checked, &mut summary)
+                .await;
         }
         for (key, digest) in &rejected {
             let mut reasons = Reasons::default();
@@ -396,6 +425,92 @@ impl Verifier<'_> {
             compacted::check_day(self, table, *date, day, &mut summary).await;
         }
         Ok(summary)
+    }
+
+    /// Checks one raw data object, counts and reports it.
+    async fn check_raw_object(
+        &self,
+        key: &str,
+        name: &crate::model::key::DataKey,
+        summary: &mut VerifySummary,
+    ) -> RawResult {
+        let mut reasons = Reasons::default();
+        let mut rows = 0;
+        if let Some(bytes) = self.read(key, &mut reasons, summary).await {
+            let checked = objects::check_raw(
+                name,
+                bytes,
+                &self.source.location(key),
+                self.options.schemas.as_ref(),
+                &mut reasons,
+            );
+            rows = checked.rows;
+            summary.rows += checked.rows;
+            match checked.reencoding {
+                objects::Reencoding::Compared => summary.reencoded += 1,
+                objects::Reencoding::NotCompared(why) => {
+                    *summary.not_reencoded.entry(why).or_default() += 1
+                }
+                objects::Reencoding::AlreadyBad => {}
+            }
+        }
+        let good = reasons.is_empty();
+        self.report(key, ObjectKind::Raw, reasons, summary);
+        RawResult { rows, good }
+    }
+
+    /// Checks a coverage record: it reads and checks ([`crate::archive::coverage::read`]),
+    /// every object it lists is present and verifies, and their rows total its
+    /// `change_count`: an export not archived in full is reported. Objects outside
+    /// `--from`/`--to` are checked present only, and then the count is not checked
+    /// (listed in [`VerifySummary::coverage_not_counted`]).
+    async fn check_coverage(
+        &self,
+        key: &str,
+        present: &std::collections::HashSet<&str>,
+        raw_checked: &BTreeMap<String, RawResult>,
+        summary: &mut VerifySummary,
+    ) {
+        let mut reasons = Reasons::default();
+        match crate::archive::coverage::read(self.source, key).await {
+            Err(e) => reasons.push(match e {
+                crate::archive::coverage::CoverageError::Bad { reason, .. } => reason,
+                other => other.to_string(),
+            }),
+            Ok(stored) => {
+                let (mut rows, mut missing, mut outside) = (0u64, 0usize, 0usize);
+                for object in &stored.record.objects {
+                    if !present.contains(object.as_str()) {
+                        missing += 1;
+                        reasons.push(format!("it lists {object}, which is missing"));
+                        continue;
+                    }
+                    match raw_checked.get(object) {
+                        Some(r) => {
+                            if !r.good {
+                                reasons.push(format!("it lists {object}, which is bad"));
+                            }
+                            rows += r.rows;
+                        }
+                        None => outside += 1,
+                    }
+                }
+                if missing > 0 {
+                    reasons.push(format!(
+                        "{missing} of its {} objects are missing: the export is not archived in full",
+                        stored.record.objects.len()
+                    ));
+                } else if outside > 0 {
+                    summary.coverage_not_counted.push(self.source.location(key));
+                } else if rows != stored.record.change_count {
+                    reasons.push(format!(
+                        "its objects hold {rows} rows, its change_count is {}: the export is not archived in full",
+                        stored.record.change_count
+                    ));
+                }
+            }
+        }
+        self.report(key, ObjectKind::Coverage, reasons, summary);
     }
 
     /// Is an object of an unknown name within the table and day filters?

@@ -12,18 +12,28 @@ use serde_json::value::RawValue;
 
 use super::parquet::Structure;
 use super::Reasons;
+use crate::archive::export_row::ExportLine;
 use crate::archive::reader::{self, Projection, Row};
 use crate::decode::{decode_record, DecodeOptions, Decoded};
 use crate::encode::parquet::standard_fields;
-use crate::model::ChangeRecord;
+use crate::model::coverage::{
+    is_non_stream, BASELINE_EVENT_PREFIX, EVENT_ID_HEX_DIGITS, EXPORT_EVENT_PREFIX,
+};
 use crate::model::Format;
+use crate::model::{ChangeRecord, EventName, SourceKind};
 use crate::schema::{SchemaSet, TableSchema};
 
 /// The change a row's `record` gives when decoded again. A change that came through
 /// Kinesis is first wrapped back into its Kinesis record (see
 /// [`crate::archive::emit::stream_record`]); a record that names no table takes the
 /// row's `table_name`, as `--table` gave it when it was archived.
+///
+/// A baseline or export row (sequence number `"0"`) holds an export line as its record,
+/// not a stream record: see [`rederive_export`].
 pub fn rederive(row: &Row) -> Result<ChangeRecord, String> {
+    if is_non_stream(&row.sequence_number) {
+        return rederive_export(row);
+    }
     let text = crate::archive::emit::stream_record(
         row.record.clone(),
         &row.sequence_number,
@@ -39,6 +49,125 @@ pub fn rederive(row: &Row) -> Result<ChangeRecord, String> {
         Decoded::Change(c) => Ok(*c),
         Decoded::Rejected(r) => Err(format!("`record` does not decode: {}", r.error)),
     }
+}
+
+/// The change a baseline or export row's record (an export line) gives. From a full
+/// export's or a Scan's `{"Item":...}`: an INSERT of the item, `NEW_IMAGE`, with the
+/// item's values of the row's key attributes as keys; the time is the export's (or the
+/// page read's), not in the line, so the row's. From an incremental line: its `Keys`
+/// and images, the time of `Metadata.WriteTimeMicros`, REMOVE without a new image,
+/// INSERT with a new image and no old one in a `NEW_AND_OLD_IMAGES` export, MODIFY
+/// otherwise. The event ID must be `baseline-` (item lines) or `export-` (incremental
+/// lines) and 32 lowercase hex digits.
+pub fn rederive_export(row: &Row) -> Result<ChangeRecord, String> {
+    let line = ExportLine::parse(&row.record)?;
+    let (event_name, keys, time_ms, prefix, view) = match &line {
+        ExportLine::Item { item } => (
+            EventName::Insert,
+            item_keys(item, &row.keys)?,
+            row.time_ms,
+            BASELINE_EVENT_PREFIX,
+            Some("NEW_IMAGE".to_string()),
+        ),
+        ExportLine::Incremental {
+            keys,
+            new_image,
+            old_image,
+            write_time_micros,
+        } => {
+            let view = match row.stream_view_type.as_deref() {
+                Some(v @ ("NEW_IMAGE" | "NEW_AND_OLD_IMAGES")) => v.to_string(),
+                other => {
+                    return Err(format!(
+                        "an incremental export row's stream_view_type {other:?} is not NEW_IMAGE or NEW_AND_OLD_IMAGES"
+                    ))
+                }
+            };
+            let name = match (new_image, old_image) {
+                (None, _) => EventName::Remove,
+                (Some(_), None) if view == "NEW_AND_OLD_IMAGES" => EventName::Insert,
+                _ => EventName::Modify,
+            };
+            (
+                name,
+                keys.clone(),
+                write_time_micros.div_euclid(1000),
+                EXPORT_EVENT_PREFIX,
+                Some(view),
+            )
+        }
+    };
+    let hex = row.event_id.strip_prefix(prefix).unwrap_or_default();
+    if hex.len() != EVENT_ID_HEX_DIGITS
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!(
+            "event_id {:?} of a row from an export line is not {prefix} and {EVENT_ID_HEX_DIGITS} lowercase hex digits",
+            row.event_id
+        ));
+    }
+    Ok(ChangeRecord {
+        event_id: row.event_id.clone(),
+        event_name,
+        table_name: row.table_name.clone(),
+        sequence_number: row.sequence_number.clone(),
+        approximate_creation_time_ms: time_ms,
+        stream_view_type: view,
+        size_bytes: None,
+        ttl_delete: false,
+        keys: keys.into(),
+        new_image: line.new_image().map(|t| t.to_string().into()),
+        old_image: line.old_image().map(|t| t.to_string().into()),
+        record: row.record.clone().into(),
+        source: SourceKind::Export,
+        index: 0,
+    })
+}
+
+/// The item's values of the key attributes named in `keys` (in their order there), as
+/// DynamoDB JSON.
+fn item_keys(item: &str, keys: &str) -> Result<String, String> {
+    let names = member_names(keys).map_err(|e| format!("`keys` is not a JSON object: {e}"))?;
+    let values: std::collections::HashMap<String, &RawValue> =
+        serde_json::from_str(item).map_err(|e| format!("`Item` is not a JSON object: {e}"))?;
+    let mut out = String::from("{");
+    for (i, name) in names.iter().enumerate() {
+        let value = values
+            .get(name)
+            .ok_or_else(|| format!("the item has no key attribute {name:?}"))?;
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String(name.clone()).to_string());
+        out.push(':');
+        out.push_str(&crate::decode::minify_json(value.get()));
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// The member names of a JSON object, in order.
+fn member_names(text: &str) -> Result<Vec<String>, serde_json::Error> {
+    struct Names;
+    impl<'de> serde::de::Visitor<'de> for Names {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                out.push(k);
+            }
+            Ok(out)
+        }
+    }
+    serde::Deserializer::deserialize_map(&mut serde_json::Deserializer::from_str(text), Names)
 }
 
 /// The columns of `row` that differ from its re-derived change.

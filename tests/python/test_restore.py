@@ -220,7 +220,10 @@ def assert_table_is(ddb, table, state):
 
 
 def restore(source, as_of, to_table, *extra, environ=None):
-    args = [archiver_bin(), "restore", "--source", source, "--table", TABLE, "--as-of", as_of, "--to-table", to_table, "--json", *extra]
+    # These archives hold stream changes only, no baseline: test_coverage.py tests the
+    # refusal that --allow-incomplete lifts.
+    args = [archiver_bin(), "restore", "--source", source, "--table", TABLE, "--as-of", as_of, "--to-table", to_table,
+            "--json", "--allow-incomplete", *extra]
     res = subprocess.run(args, capture_output=True, text=True, env=environ or env(), timeout=300)
     summary = json.loads(res.stdout) if res.stdout.strip().startswith("{") else None
     return res, summary
@@ -421,7 +424,8 @@ def test_bad_input_is_refused_and_writes_nothing(history, ddb):
     t = iso(records[-1]["ms"])
     local = history["local"]
     table = new_table(ddb)
-    args = [archiver_bin(), "restore", "--source", local, "--table", "nosuchtable", "--as-of", t, "--to-table", table]
+    args = [archiver_bin(), "restore", "--source", local, "--table", "nosuchtable", "--as-of", t, "--to-table", table,
+            "--allow-incomplete"]
     res = subprocess.run(args, capture_output=True, text=True, env=env())
     refused(ddb, table, res, "no archived partitions of table nosuchtable")
     res, _ = restore(local, "2999-01-01T00:00:00Z", table)

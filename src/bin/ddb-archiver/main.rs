@@ -15,7 +15,7 @@ mod commands;
 #[path = "../common/settings.rs"]
 mod settings;
 
-use commands::{archive, compact, replay, restore, schema, verify};
+use commands::{archive, baseline, compact, coverage, replay, restore, schema, verify};
 
 /// Archive DynamoDB change streams as lossless, event-time-partitioned gzip JSON lines
 /// or Parquet.
@@ -63,6 +63,21 @@ enum Command {
     ///
     /// Exit status: 0 when everything holds, 1 otherwise (each bad object is named).
     Verify(verify::VerifyArgs),
+    /// Archive the items a table held before its stream was archived: a DynamoDB full
+    /// export as baseline changes (an incremental export as gap repair), or a parallel
+    /// Scan; then write the coverage record that says from when the table is complete.
+    ///
+    /// Exit status: 0 when every item was archived and the coverage recorded, 1
+    /// otherwise (no coverage record; a rerun completes the work).
+    Baseline(baseline::BaselineArgs),
+    /// What the archive holds of each table: the baseline it is complete from (export
+    /// or Scan, and when), the gap repairs with their windows, and the first and last
+    /// stream change archived.
+    ///
+    /// Exit status: 0 when the coverage could be read (an incomplete table is reported,
+    /// not an error), 1 when a coverage record is not trusted or the archive cannot be
+    /// read.
+    Coverage(coverage::CoverageArgs),
     /// Athena / Glue table definitions for the archive of one DynamoDB table.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -108,5 +123,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Restore(args) => runtime.block_on(restore::run(args)),
         Command::Verify(args) => runtime.block_on(verify::run(args)),
         Command::Schema(cmd) => runtime.block_on(schema::run(cmd)),
+        Command::Baseline(args) => runtime.block_on(baseline::run(args)),
+        Command::Coverage(args) => runtime.block_on(coverage::run(args)),
     }
 }

@@ -6,9 +6,12 @@
 //! `verify`, the `--schemas` directory, the progress spinner and the summary printing.
 
 pub mod archive;
+pub mod baseline;
 pub mod compact;
+pub mod coverage;
 pub mod replay;
 pub mod restore;
+pub mod restore_athena;
 pub mod schema;
 pub mod verify;
 

@@ -75,6 +75,11 @@ pub struct ReplayArgs {
     /// temporary files.
     #[arg(long, value_name = "BYTES", default_value_t = ddb_archiver::replay::DEFAULT_MEMORY_BUDGET)]
     memory_budget: usize,
+
+    /// Send baseline and export rows (sequence number "0") too, as synthetic
+    /// DynamoDB Streams records; they are left out otherwise.
+    #[arg(long)]
+    include_baseline: bool,
 }
 
 /// `--event`: one event name.
@@ -100,6 +105,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         checkpoint: args.checkpoint,
         skip_corrupt: args.skip_corrupt,
         memory_budget: args.memory_budget,
+        include_baseline: args.include_baseline,
     };
     let source = ddb_archiver::archive::source::open(&args.source, "--source").await?;
     let progress = progress_bar("{spinner} {elapsed} {human_pos} records read ({per_sec}), {msg}")?;

@@ -49,6 +49,12 @@ pub struct RestoreArgs {
     #[arg(long)]
     allow_rejected: bool,
 
+    /// Restore although the archive is not complete at T: no baseline of the table was
+    /// archived, or T is before the earliest baseline's time. Without it, restore says
+    /// so and stops before writing anything.
+    #[arg(long)]
+    allow_incomplete: bool,
+
     /// Write the state as DynamoDB import-from-S3 input (gzip DynamoDB JSON lines) under
     /// this location, in a sub-prefix of the run's own (`run-<token>/`), instead of
     /// writing items (a local directory is accepted too).
@@ -68,6 +74,9 @@ pub struct RestoreArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    athena: super::restore_athena::AthenaArgs,
 
     /// BatchWriteItem requests in flight (1 to 64).
     #[arg(long, value_name = "N", default_value_t = ddb_archiver::restore::DEFAULT_CONCURRENCY)]
@@ -109,12 +118,16 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         allow_existing: args.allow_existing,
         allow_rejected: args.allow_rejected,
+        allow_incomplete: args.allow_incomplete,
         memory_budget: args.memory_budget,
         concurrency: args.concurrency,
         retry: restore::write::default_policy(),
         import,
     };
     let source = ddb_archiver::archive::source::open(&args.source, "--source").await?;
+    if args.athena.engine == super::restore_athena::Engine::Athena {
+        return super::restore_athena::run(&args.athena, source.as_ref(), &opts, args.json).await;
+    }
     let shared = ddb_archiver::aws::shared_config().await;
     // The SDK does not retry: restore retries each batch with its own policy.
     let client = ddb_archiver::aws::dynamodb(

@@ -4,6 +4,7 @@
 
 pub mod compact_sql;
 pub mod infer;
+pub mod restore_sql;
 pub mod table;
 
 use std::process::ExitCode;
@@ -23,6 +24,9 @@ pub enum SchemaCommand {
     /// Print the Athena statements that compact one day on Athena: `INSERT INTO
     /// <name>_compacted`, then `INSERT INTO <name>_manifests`.
     CompactSql(compact_sql::CompactSqlArgs),
+    /// Print the Athena `UNLOAD` that writes the table's state at a time T as DynamoDB
+    /// import files (the restore of archives too big for one machine).
+    RestoreSql(restore_sql::RestoreSqlArgs),
     /// Propose a schema file from archived records.
     Infer(infer::InferArgs),
 }
@@ -33,6 +37,7 @@ pub async fn run(cmd: SchemaCommand) -> anyhow::Result<ExitCode> {
         SchemaCommand::Ddl(args) => table::run(args, false),
         SchemaCommand::Glue(args) => table::run(args, true),
         SchemaCommand::CompactSql(args) => compact_sql::run(args),
+        SchemaCommand::RestoreSql(args) => restore_sql::run(args),
         SchemaCommand::Infer(args) => infer::run(args).await,
     }
 }
