@@ -311,6 +311,61 @@ pub fn parquet_batches(
     })
 }
 
+/// The Arrow record batches of a Parquet archive file, with the projected standard
+/// columns of the rows numbered `selected` (sorted, from 0, in file order) only: the
+/// pages of the other rows are skipped where the file allows. A missing column is an
+/// error.
+pub fn parquet_selected_batches(
+    bytes: Vec<u8>,
+    location: &str,
+    projection: Projection,
+    selected: &[usize],
+) -> Result<ParquetBatches, CorruptFile> {
+    use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+    let corrupt = |reason: String| CorruptFile {
+        location: location.to_string(),
+        reason,
+    };
+    let builder = parquet_builder(bytes, location)?;
+    let total = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let mut selectors = Vec::new();
+    let mut at = 0;
+    for &row in selected {
+        if row < at || row >= total {
+            return Err(corrupt(format!(
+                "row {row} is not in the file (it holds {total} rows)"
+            )));
+        }
+        if row > at {
+            selectors.push(RowSelector::skip(row - at));
+        }
+        selectors.push(RowSelector::select(1));
+        at = row + 1;
+    }
+    if total > at {
+        selectors.push(RowSelector::skip(total - at));
+    }
+    let fields = builder.parquet_schema().root_schema().get_fields();
+    let mut roots = Vec::new();
+    for column in projection.columns() {
+        let i = fields
+            .iter()
+            .position(|f| f.name() == column.name())
+            .ok_or_else(|| corrupt(format!("no column `{}`", column.name())))?;
+        roots.push(i);
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .with_row_selection(RowSelection::from(selectors))
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(ParquetBatches {
+        reader,
+        done: false,
+    })
+}
+
 /// The Arrow record batches of a Parquet file with every column it has, the standard
 /// ones and any others (typed columns, `compaction_version`).
 pub fn parquet_all_batches(bytes: Vec<u8>, location: &str) -> Result<ParquetBatches, CorruptFile> {

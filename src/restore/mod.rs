@@ -12,6 +12,8 @@ pub mod athena;
 pub mod import;
 pub mod item;
 pub mod rejected;
+mod runs;
+mod scan;
 pub mod state;
 mod summary;
 pub mod write;

@@ -1,42 +1,48 @@
 //! State: the table as it was at T, computed from the archive before anything is
 //! written.
 //!
-//! Every change at or before T (of one item with `--key`) goes into the archive's
-//! [`FirstCopies`] sorter with its item's canonical key as the group, so each item's
-//! history comes out together, in stream order, each event once: of its copies, the
-//! earliest in stream order, wherever the others sort (a Kinesis duplicate has its own
-//! sequence number and may have its own time, with other changes of the item between
-//! the copies). Streaming through it keeps only the current item's last change: a
-//! REMOVE leaves the item absent, an INSERT or MODIFY gives its `NewImage` text, exactly
-//! as archived (whitespace removed), one line in a temporary file. Memory holds the
-//! sorter's budget (which includes the notes that choose among copies, spilled past
-//! their share like the changes), 8 bytes per displaced copy, and one item's last
-//! change, never a map of all keys. Archives that cannot give the state stop the computation with the
-//! reason: a `KEYS_ONLY` or `OLD_IMAGE` stream, or a latest change without its
-//! `NewImage`.
+//! Three steps ([`super::scan`] reads, on one worker per core):
+//!
+//! 1. Every change at or before T (of one item with `--key`) becomes a compact sort
+//!    entry ([`super::runs`]): its item's canonical key, time, sequence number and event
+//!    ID as comparable bytes, its origin (file and row) and whether it is a REMOVE. Only
+//!    those columns are read; records and images are not. Entries are sorted within
+//!    the memory budget, spilled past it, and merged.
+//! 2. Each item's entries come out together, in stream order. Of the copies of one
+//!    event (its event ID again: a retried batch archived twice, or a Kinesis copy with
+//!    its own sequence number and time), the first in stream order is the change; the
+//!    others are dropped wherever they sort, the rule of [`crate::archive::copies`]
+//!    (copies of one event carry the same keys). The item's last change is its winner:
+//!    a REMOVE leaves the item absent; otherwise its origin is kept, in a sorter by
+//!    origin. Copies that are the same change (same time and sequence number) are all
+//!    kept as candidates, and the lowest SHA-256 of the record decides, as
+//!    [`crate::archive::manifest::RowDigest`] does.
+//! 3. The winners' new images are read again, file by file, only their rows (the
+//!    `new_image` column: the `NewImage` text exactly as archived, whitespace removed),
+//!    checked, and written one per line to a temporary file, in origin order.
+//!
+//! Memory holds the budget (3/4 for the entries, 1/8 for the winners' origins, 1/8 for
+//! the candidates that need the record hash; past their shares they spill), the event
+//! IDs of the item being merged, and per worker one archive file and its decoded
+//! batch. Archives that cannot give the state stop the computation with the reason: a
+//! `KEYS_ONLY` or `OLD_IMAGE` stream, or a latest change without its `NewImage`.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::item::{to_item, KeyShape};
+use super::item::KeyShape;
+use super::runs::{group_key, parts, Merge};
+use super::scan::{self, checked_image, CopyFound, Fetched, Selection, Wanted};
 use super::{RestoreError, RestoreSummary};
-use crate::archive::copies::{origin, FirstCopies};
 use crate::archive::filter::Filter;
-use crate::archive::order::Change;
-use crate::archive::reader::{rows, Projection};
+use crate::archive::order::Sorter;
 use crate::archive::source::ArchiveSource;
 use crate::model::hex::hex;
-use crate::model::item::canonical_key;
 use crate::model::key::{partition_day, table_prefix};
 use crate::model::Format;
-
-/// What restore reads of each row: the ordering fields, the keys, the record and the
-/// stream view type (a baseline or export row's synthetic record carries it).
-pub const PROJECTION: Projection = Projection::CHANGES_AND_VIEW;
 
 /// What the state is computed from.
 #[derive(Debug, Clone)]
@@ -88,27 +94,6 @@ impl StateFile {
     }
 }
 
-/// A stream view type whose records hold no new image.
-fn without_new_images(view: &str) -> bool {
-    matches!(view, "KEYS_ONLY" | "OLD_IMAGE")
-}
-
-#[derive(Deserialize)]
-struct Record<'a> {
-    #[serde(rename = "eventName")]
-    event_name: Option<String>,
-    #[serde(borrow)]
-    dynamodb: Option<Dynamodb<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Dynamodb<'a> {
-    #[serde(rename = "NewImage", borrow)]
-    new_image: Option<&'a RawValue>,
-    #[serde(rename = "StreamViewType")]
-    stream_view_type: Option<String>,
-}
-
 /// Lists the table's archive files in partitions up to T's UTC day.
 async fn files_up_to(
     source: &dyn ArchiveSource,
@@ -139,133 +124,96 @@ async fn files_up_to(
     Ok(keys)
 }
 
-/// Reads the changes at or before T into a sorter grouped by item key. Copies of one
-/// event carry the same keys, so every copy of a selected change is selected too.
-async fn read_changes(
-    source: &dyn ArchiveSource,
-    input: &StateInput<'_>,
-    summary: &mut RestoreSummary,
-    progress: &indicatif::ProgressBar,
-) -> Result<FirstCopies, RestoreError> {
-    let mut sorter = FirstCopies::new(input.memory_budget);
-    for (file, key) in files_up_to(source, input, summary)
-        .await?
-        .into_iter()
-        .enumerate()
-    {
-        let Some(format) = Format::of_key(&key) else {
-            summary.other_files.push(source.location(&key));
-            continue;
-        };
-        let location = source.location(&key);
-        let bytes = source.get(&key).await?;
-        summary.files += 1;
-        for (i, row) in rows(format, bytes, &location, PROJECTION)?.enumerate() {
-            let row = row?;
-            let origin = origin(file, i);
-            summary.changes_read += 1;
-            progress.inc(1);
-            if row.time_ms > input.as_of_ms || input.key.is_some_and(|f| !f.matches(&row)) {
-                summary.changes_skipped += 1;
-                continue;
-            }
-            if let Some(view) = row
-                .stream_view_type
-                .as_deref()
-                .filter(|v| without_new_images(v))
-            {
-                return Err(RestoreError::Unrestorable(format!(
-                    "table {} was archived from a {view} stream (event {} in {location}): its records hold no new images, so the state at T cannot be rebuilt; archive a NEW_IMAGE or NEW_AND_OLD_IMAGES stream",
-                    input.table, row.event_id
-                )));
-            }
-            let group = canonical_key(&row.keys).map_err(|reason| {
-                RestoreError::Corrupt(crate::archive::reader::CorruptFile {
-                    location: location.clone(),
-                    reason: format!("event {}: keys: {reason}", row.event_id),
-                })
-            })?;
-            summary.changes_selected += 1;
-            sorter.note(&row, origin)?;
-            // A baseline or export row's record is an export line: its stream form.
-            let record = if crate::model::coverage::is_non_stream(&row.sequence_number) {
-                crate::archive::export_row::synthetic_stream_record(
-                    &crate::archive::export_row::ExportRow {
-                        event_id: &row.event_id,
-                        event_name: &row.event_name,
-                        table: input.table,
-                        time_ms: row.time_ms,
-                        stream_view_type: row.stream_view_type.as_deref(),
-                        keys: &row.keys,
-                        record: &row.record,
-                    },
-                )
-                .map_err(|reason| {
-                    RestoreError::Corrupt(crate::archive::reader::CorruptFile {
-                        location: location.clone(),
-                        reason: format!("event {}: {reason}", row.event_id),
-                    })
-                })?
-            } else {
-                row.record
-            };
-            sorter.push(
-                Change {
-                    group,
-                    time_ms: row.time_ms,
-                    sequence_number: row.sequence_number,
-                    event_id: row.event_id,
-                    record,
-                },
-                origin,
-            )?;
-        }
-        progress.set_message(format!("{} files read", summary.files));
-    }
-    Ok(sorter)
+/// An entry of the merge that cannot be read back.
+fn unreadable() -> RestoreError {
+    RestoreError::Spill(std::io::Error::other("a sort entry cannot be read back"))
 }
 
-/// Writes the final image of an item's last change, or counts it absent.
-fn emit_final_state(
-    last: Change,
-    out: &mut impl Write,
-    summary: &mut RestoreSummary,
-) -> Result<(), RestoreError> {
-    summary.keys += 1;
-    let unrestorable = |why: &str| {
-        RestoreError::Unrestorable(format!(
-            "item {} at T: its latest change (event {}) {why}",
-            last.group, last.event_id
-        ))
-    };
-    let record: Record<'_> = serde_json::from_str(&last.record)
-        .map_err(|e| unrestorable(&format!("is not a JSON record: {e}")))?;
-    if record.event_name.as_deref() == Some("REMOVE") {
-        summary.absent_deleted += 1;
-        return Ok(());
+/// Items' entries, in merge order, reduced to each item's winner.
+#[derive(Debug, Default)]
+struct Winners {
+    /// The current item's group bytes, while one is open.
+    group: Vec<u8>,
+    open: bool,
+    /// The current item's event IDs seen.
+    seen: HashSet<Vec<u8>>,
+    /// The current item's last change so far: its entry.
+    last: Vec<u8>,
+    /// Other copies of that change (origin, REMOVE).
+    same: Vec<(u64, bool)>,
+    /// Winners with copies so far.
+    with_copies: u64,
+    keys: usize,
+    absent: usize,
+    duplicates: usize,
+    first_key: Option<String>,
+}
+
+impl Winners {
+    fn entry(&mut self, e: &[u8], out: &mut Sorter<Wanted>) -> Result<(), RestoreError> {
+        let p = parts(e).ok_or_else(unreadable)?;
+        if !self.open || p.group != self.group.as_slice() {
+            self.close(out)?;
+            self.group.clear();
+            self.group.extend_from_slice(p.group);
+            self.open = true;
+            self.seen.clear();
+            if self.first_key.is_none() {
+                self.first_key = Some(String::from_utf8_lossy(group_key(p.group)).into_owned());
+            }
+        }
+        if self.seen.contains(p.event_id) {
+            self.duplicates += 1;
+            if parts(&self.last).is_some_and(|l| l.change == p.change) {
+                self.same.push((p.origin, p.remove));
+            }
+            return Ok(());
+        }
+        self.seen.insert(p.event_id.to_vec());
+        self.last.clear();
+        self.last.extend_from_slice(e);
+        self.same.clear();
+        Ok(())
     }
-    let dynamodb = record
-        .dynamodb
-        .ok_or_else(|| unrestorable("has no `dynamodb` member"))?;
-    if let Some(view) = dynamodb
-        .stream_view_type
-        .as_deref()
-        .filter(|v| without_new_images(v))
-    {
-        return Err(unrestorable(&format!(
-            "comes from a {view} stream, which holds no new images"
-        )));
+
+    fn close(&mut self, out: &mut Sorter<Wanted>) -> Result<(), RestoreError> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        self.keys += 1;
+        let last = parts(&self.last).ok_or_else(unreadable)?;
+        if self.same.is_empty() {
+            if last.remove {
+                self.absent += 1;
+                return Ok(());
+            }
+            return Ok(out.push(Wanted {
+                origin: last.origin,
+                copies: 0,
+                remove: false,
+            })?);
+        }
+        self.with_copies += 1;
+        let copies = self.with_copies;
+        for (origin, remove) in
+            std::iter::once((last.origin, last.remove)).chain(self.same.drain(..))
+        {
+            out.push(Wanted {
+                origin,
+                copies,
+                remove,
+            })?;
+        }
+        Ok(())
     }
-    let image = dynamodb
-        .new_image
-        .ok_or_else(|| unrestorable("has no NewImage"))?;
-    let text = crate::decode::minify_json(image.get());
-    to_item(&text).map_err(|e| unrestorable(&format!("has a malformed NewImage: {e}")))?;
-    out.write_all(text.as_bytes())
+}
+
+/// Writes one image line.
+fn write_line(out: &mut impl Write, image: &str) -> Result<(), RestoreError> {
+    out.write_all(image.as_bytes())
         .and_then(|()| out.write_all(b"\n"))
-        .map_err(RestoreError::Spill)?;
-    summary.items += 1;
-    Ok(())
+        .map_err(RestoreError::Spill)
 }
 
 /// Computes the state at T into a temporary file. Nothing is written anywhere else.
@@ -275,30 +223,93 @@ pub async fn compute(
     summary: &mut RestoreSummary,
     progress: &indicatif::ProgressBar,
 ) -> Result<StateFile, RestoreError> {
-    let sorter = read_changes(source, input, summary, progress).await?;
-    summary.spilled_runs = sorter.spilled_runs();
-    let mut sorted = sorter.into_sorted()?;
+    let files: Vec<(String, Option<Format>)> = files_up_to(source, input, summary)
+        .await?
+        .into_iter()
+        .map(|key| {
+            let format = Format::of_key(&key);
+            match format {
+                Some(_) => summary.files += 1,
+                None => summary.other_files.push(source.location(&key)),
+            }
+            (key, format)
+        })
+        .collect();
+    let budget = input.memory_budget.max(8);
+    let selection = Selection {
+        table: input.table.to_string(),
+        as_of_ms: input.as_of_ms,
+        key: input.key.cloned(),
+    };
+    let started = std::time::Instant::now();
+    let (sources, counts, spilled) =
+        scan::read_changes(source, &files, &selection, budget - budget / 4, progress).await?;
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: changes read and sorted");
+    for c in counts {
+        summary.changes_read += c.read;
+        summary.changes_skipped += c.skipped;
+        summary.changes_selected += c.selected;
+    }
+    progress.set_message(format!("{} files read", summary.files));
+
+    let mut wanted = Sorter::keeping_copies(budget / 8);
+    let mut winners = Winners::default();
+    let mut merge = Merge::new(sources)?;
+    while let Some(e) = merge.peek() {
+        winners.entry(e, &mut wanted)?;
+        merge.advance()?;
+    }
+    winners.close(&mut wanted)?;
+    drop(merge);
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: winners chosen");
+    summary.keys = winners.keys;
+    summary.absent_deleted = winners.absent;
+    summary.duplicates_dropped = winners.duplicates;
+    summary.spilled_runs = spilled + wanted.spilled_runs();
+    let keys = winners
+        .first_key
+        .as_deref()
+        .map(KeyShape::of_keys)
+        .transpose()
+        .map_err(RestoreError::Unrestorable)?;
+
     let mut out = Hashing {
         inner: BufWriter::new(tempfile::tempfile().map_err(RestoreError::Spill)?),
         hash: Sha256::new(),
     };
-    let mut keys = None;
-    let mut last: Option<Change> = None;
-    for change in sorted.by_ref() {
-        let change = change?;
-        if keys.is_none() {
-            keys = Some(KeyShape::of_keys(&change.group).map_err(RestoreError::Unrestorable)?);
+    let mut copies: Sorter<CopyFound> = Sorter::keeping_copies(budget / 8);
+    let mut items = 0usize;
+    let mut rows = wanted.into_sorted()?.map(|r| r.map_err(RestoreError::from));
+    scan::fetch_images(source, &files, &mut rows, &mut |found| {
+        for f in found {
+            match f {
+                Fetched::Image(image) => {
+                    write_line(&mut out, &image)?;
+                    items += 1;
+                }
+                Fetched::Copy(c) => copies.push(c)?,
+            }
         }
-        match last.take() {
-            Some(prev) if prev.group != change.group => emit_final_state(prev, &mut out, summary)?,
-            _ => {}
+        Ok(())
+    })
+    .await?;
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: images read");
+    summary.spilled_runs += copies.spilled_runs();
+    let mut decided = None;
+    for c in copies.into_sorted()? {
+        let c = c?;
+        if decided == Some(c.copies) {
+            continue;
         }
-        last = Some(change);
+        decided = Some(c.copies);
+        if c.remove {
+            summary.absent_deleted += 1;
+        } else {
+            write_line(&mut out, &checked_image(c.image, &c.event_id, &c.location)?)?;
+            items += 1;
+        }
     }
-    if let Some(prev) = last {
-        emit_final_state(prev, &mut out, summary)?;
-    }
-    summary.duplicates_dropped = sorted.duplicates();
+    summary.items = items;
     let digest = hex(out.hash.finalize().as_slice());
     let file = out
         .inner

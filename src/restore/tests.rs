@@ -612,3 +612,123 @@ async fn a_late_copy_of_an_insert_does_not_undo_the_modify_after_it() {
         assert_eq!(summary.duplicates_dropped, 1);
     }
 }
+
+/// `g` as a TTL delete: a REMOVE by DynamoDB's own service principal.
+fn ttl_delete(g: &Gen) -> Gen {
+    assert_eq!(g.name, "REMOVE");
+    Gen {
+        text: g.text.replacen(
+            '{',
+            r#"{"userIdentity":{"type":"Service","principalId":"dynamodb.amazonaws.com"},"#,
+            1,
+        ),
+        ..g.clone()
+    }
+}
+
+/// `g` with another item name and event ID, for a second generated history.
+fn renamed(g: &Gen, item: &str, event: &str) -> Gen {
+    let r = |s: &str| s.replace("ITEM#", item).replace(r#""eventID":"ev"#, event);
+    Gen {
+        key: r(&g.key),
+        image: g.image.as_deref().map(r),
+        text: r(&g.text),
+        ..g.clone()
+    }
+}
+
+#[tokio::test]
+async fn hard_shapes_give_the_state_of_an_independent_computation() {
+    // Items with REMOVEs, re-INSERTs and TTL deletes; one item with 10,000 changes.
+    let mut records: Vec<Gen> = generate(30, 900, "NEW_AND_OLD_IMAGES")
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            if g.name == "REMOVE" && i % 2 == 0 {
+                ttl_delete(g)
+            } else {
+                g.clone()
+            }
+        })
+        .collect();
+    assert!(records.iter().any(|g| g.text.contains("principalId")));
+    let hot: Vec<Gen> = generate(1, 10_000, "NEW_IMAGE")
+        .iter()
+        .map(|g| renamed(g, "HOT#", r#""eventID":"hot"#))
+        .collect();
+    records.extend(hot.iter().cloned());
+    records.sort_by_key(|g| g.time_ms);
+    // Copies: every 7th change archived again in another object, the same change; every
+    // 11th as a Kinesis copy with its own, higher sequence number, an hour later.
+    let again: Vec<Gen> = records.iter().step_by(7).cloned().collect();
+    let kinesis: Vec<Gen> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 11 == 3)
+        .map(|(i, g)| kinesis_copy(g, 700_000_000_000_000_000_000 + i as u128, 3_600_000))
+        .collect();
+    // The same event twice with the same time and sequence number but another record
+    // (its image differs): the copy with the lower SHA-256 of its record is kept.
+    let last_of = |key: &str| {
+        records
+            .iter()
+            .rposition(|g| g.key == key && g.name != "REMOVE")
+            .unwrap()
+    };
+    let i = last_of(&records[records.len() - 5].key);
+    use sha2::Digest as _;
+    let sha = |t: &str| sha2::Sha256::digest(t.as_bytes());
+    let other = (10..99)
+        .map(|d| Gen {
+            text: records[i].text.replace(
+                r#""v":{"N":"1234567890123456789012345678901234567"#,
+                &format!(r#""v":{{"N":"76543210987654321098765432109876543{d}"#),
+            ),
+            ..records[i].clone()
+        })
+        .find(|o| sha(&o.text) < sha(&records[i].text))
+        .unwrap();
+    let mut truth = records.clone();
+    let img = &other.text[other.text.find(r#""NewImage":"#).unwrap() + 11..];
+    let end = img.find(r#","SequenceNumber""#).unwrap();
+    truth[i].image = Some(img[..end].to_string());
+    assert_ne!(truth[i].image, records[i].image);
+
+    let dir = tempfile::tempdir().unwrap();
+    archive(dir.path(), Format::Parquet, &records).await;
+    archive(dir.path(), Format::JsonlGz, &again).await;
+    archive(dir.path(), Format::Parquet, &kinesis).await;
+    archive(dir.path(), Format::JsonlGz, std::slice::from_ref(&other)).await;
+
+    let hot_key = crate::model::item::canonical_key(&hot[0].key).unwrap();
+    let last = records.last().unwrap().time_ms;
+    for as_of in [
+        records[200].time_ms,
+        records[5_000].time_ms - 1,
+        records[i].time_ms,
+        last + 10_000_000,
+    ] {
+        let want = expected(&truth, as_of);
+        let copies = again.iter().chain(&kinesis).chain([&other]);
+        let dups = copies.filter(|g| g.time_ms <= as_of).count();
+        for budget in [usize::MAX, 64_000] {
+            let (got, summary) = compute(dir.path(), as_of, None, budget).await.unwrap();
+            assert_eq!(got.len(), want.len(), "T={as_of} budget={budget}");
+            assert_eq!(got, want, "T={as_of} budget={budget}");
+            assert_eq!(
+                summary.duplicates_dropped, dups,
+                "T={as_of} budget={budget}"
+            );
+            assert_eq!(summary.keys, summary.items + summary.absent_deleted);
+            if budget == usize::MAX {
+                assert_eq!(summary.spilled_runs, 0);
+            } else if as_of > records[5_000].time_ms {
+                assert!(summary.spilled_runs > 2, "{}", summary.spilled_runs);
+            }
+        }
+        assert_eq!(
+            want.contains_key(&hot_key),
+            expected(&hot, as_of).contains_key(&hot_key)
+        );
+    }
+}
