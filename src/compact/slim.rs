@@ -218,7 +218,10 @@ mod tests {
         assert!(old.is_null(0));
         assert_eq!(old.value(1), r#"{"elsewhere":{"B":"AA=="}}"#);
         assert!(slimmed.column(KEYS).as_string::<i32>().is_null(1));
-        assert_eq!(slimmed.column(KEYS + 1).as_string::<i32>().values().len(), 0);
+        assert_eq!(
+            slimmed.column(KEYS + 1).as_string::<i32>().values().len(),
+            0
+        );
         assert_eq!(old.values().len(), r#"{"elsewhere":{"B":"AA=="}}"#.len());
         let back = full(&slimmed).unwrap();
         assert_eq!(back, batch);
