@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A fresh clone passes on its own: the committed tree, cloned into an empty temporary
-# directory with no shared/ beside it (so no public sample events), runs `cargo test`.
-# It builds into this checkout's target directory, so the dependencies are reused.
+# directory with no shared/ beside it (so no public sample events), runs the library's
+# tests (`cargo test --lib`: the only tests that look for shared/; stage 10 runs the
+# integration tests on this checkout). It builds into this checkout's target directory,
+# so the dependencies are reused.
 # Uncommitted changes are not in the clone.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -22,5 +24,5 @@ if [ -e "$tmp/shared" ]; then
   echo "$tmp/shared exists: the clone is not alone" >&2
   exit 1
 fi
-log "cargo test in a fresh clone of $(git rev-parse --short HEAD), with no shared/ beside it"
-(cd "$tmp/ddb-archiver" && cargo test)
+log "cargo test --lib in a fresh clone of $(git rev-parse --short HEAD), with no shared/ beside it"
+(cd "$tmp/ddb-archiver" && cargo test --lib)
