@@ -45,22 +45,33 @@ struct LineShape<'a> {
 }
 
 #[derive(Deserialize)]
-struct MetadataShape {
-    #[serde(rename = "WriteTimeMicros")]
-    write_time_micros: Micros,
+struct MetadataShape<'a> {
+    #[serde(rename = "WriteTimeMicros", borrow)]
+    write_time_micros: &'a RawValue,
 }
 
-/// `WriteTimeMicros` as the baseline command accepts it: a JSON number, a string of
-/// digits, or `{"N":"..."}`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Micros {
-    Number(i64),
-    Text(String),
-    N {
-        #[serde(rename = "N")]
-        n: String,
-    },
+/// An incremental export line's `Metadata.WriteTimeMicros`, microseconds since the Unix
+/// epoch, as a JSON number, a string of digits, or `{"N":"..."}`: the one reading of it
+/// for the baseline command and for the rows it archived.
+pub fn write_time_micros(raw: &RawValue) -> Result<i64, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Micros {
+        Number(i64),
+        Text(String),
+        N {
+            #[serde(rename = "N")]
+            n: String,
+        },
+    }
+    let v: Micros =
+        serde_json::from_str(raw.get()).map_err(|_| format!("{} is not a time", raw.get()))?;
+    match v {
+        Micros::Number(n) => Ok(n),
+        Micros::Text(s) | Micros::N { n: s } => s
+            .parse::<i64>()
+            .map_err(|_| format!("{s:?} is not a whole number of microseconds")),
+    }
 }
 
 /// A member's value as minified text, unless absent or `null`.
@@ -96,14 +107,10 @@ impl ExportLine {
         let metadata = shape
             .metadata
             .ok_or("`record` is an incremental export line without `Metadata`")?;
-        let metadata: MetadataShape = serde_json::from_str(metadata.get())
-            .map_err(|e| format!("`Metadata` has no `WriteTimeMicros` number: {e}"))?;
-        let write_time_micros = match metadata.write_time_micros {
-            Micros::Number(n) => n,
-            Micros::Text(t) | Micros::N { n: t } => t.parse::<i64>().map_err(|e| {
-                format!("`Metadata.WriteTimeMicros` {t:?} is not a whole number: {e}")
-            })?,
-        };
+        let metadata: MetadataShape<'_> = serde_json::from_str(metadata.get())
+            .map_err(|e| format!("`Metadata` has no `WriteTimeMicros`: {e}"))?;
+        let write_time_micros = write_time_micros(metadata.write_time_micros)
+            .map_err(|e| format!("`Metadata.WriteTimeMicros`: {e}"))?;
         Ok(ExportLine::Incremental {
             keys,
             new_image: object(shape.new_image, "NewImage")?,

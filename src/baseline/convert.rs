@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::export::{ExportSummary, ExportType};
+use crate::archive::export_row::write_time_micros;
 use crate::decode::dynamo_json::validate_item;
 use crate::decode::{full_export_item, minify_json};
 use crate::model::coverage::{baseline_event_id, export_event_id, NON_STREAM_SEQUENCE_NUMBER};
@@ -116,28 +117,6 @@ pub struct Converter<'a> {
     pub keys: Option<&'a KeySchema>,
 }
 
-/// `WriteTimeMicros` as a JSON number, a string of digits, or `{"N":"..."}`.
-fn micros(raw: &RawValue) -> Result<i64, String> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Micros {
-        Number(i64),
-        Text(String),
-        N {
-            #[serde(rename = "N")]
-            n: String,
-        },
-    }
-    let v: Micros =
-        serde_json::from_str(raw.get()).map_err(|_| format!("{} is not a time", raw.get()))?;
-    match v {
-        Micros::Number(n) => Ok(n),
-        Micros::Text(s) | Micros::N { n: s } => s
-            .parse::<i64>()
-            .map_err(|_| format!("{s:?} is not a whole number of microseconds")),
-    }
-}
-
 impl Converter<'_> {
     /// The baseline change of a full export line: `buf` is the (minified) line, `item`
     /// its item, `keys` the item's key attributes as DynamoDB JSON.
@@ -215,7 +194,7 @@ impl Converter<'_> {
                 let meta: Metadata<'_> =
                     serde_json::from_str(l.metadata.ok_or("no Metadata")?.get())
                         .map_err(|e| format!("Metadata: {e}"))?;
-                let micros = micros(
+                let micros = write_time_micros(
                     meta.write_time_micros
                         .ok_or("no Metadata.WriteTimeMicros")?,
                 )
