@@ -27,6 +27,11 @@ const IMAGES: [(usize, &str); 3] = [
     (KEYS + 2, "_old_image_at"),
 ];
 
+/// The member name that precedes each image in a stream record (and in the DynamoDB
+/// change inside a Kinesis record), in the order of [`IMAGES`]: where an image is
+/// looked for first.
+const MEMBERS: [&str; 3] = ["\"Keys\":", "\"NewImage\":", "\"OldImage\":"];
+
 /// Position of `keys` in the standard columns.
 const KEYS: usize = 8;
 
@@ -69,8 +74,9 @@ pub fn slim(batch: &RecordBatch) -> Result<RecordBatch, String> {
     let records = text(batch, RECORD)?;
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     let mut places = Vec::with_capacity(IMAGES.len());
-    for (i, _) in IMAGES {
-        let (kept, at) = slim_column(records, text(batch, i)?);
+    for ((i, _), member) in IMAGES.into_iter().zip(MEMBERS) {
+        let member = memmem::Finder::new(member);
+        let (kept, at) = slim_column(records, text(batch, i)?, &member);
         columns[i] = Arc::new(kept);
         places.push(Arc::new(at) as ArrayRef);
     }
@@ -78,8 +84,13 @@ pub fn slim(batch: &RecordBatch) -> Result<RecordBatch, String> {
     RecordBatch::try_new(slim_schema(), columns).map_err(|e| e.to_string())
 }
 
-/// One image column as (kept texts, places in `records`).
-fn slim_column(records: &StringArray, images: &StringArray) -> (StringArray, UInt64Array) {
+/// One image column as (kept texts, places in `records`), each image looked for first
+/// just after `member` (its name in the record).
+fn slim_column(
+    records: &StringArray,
+    images: &StringArray,
+    member: &memmem::Finder<'_>,
+) -> (StringArray, UInt64Array) {
     let mut kept = StringBuilder::with_capacity(images.len(), 0);
     let mut at = Vec::with_capacity(images.len());
     for row in 0..images.len() {
@@ -89,7 +100,7 @@ fn slim_column(records: &StringArray, images: &StringArray) -> (StringArray, UIn
             continue;
         }
         let image = images.value(row);
-        match place(records.value(row), image) {
+        match place(records.value(row), image, member) {
             Some(p) => {
                 kept.append_null();
                 at.push(Some(p));
@@ -103,9 +114,25 @@ fn slim_column(records: &StringArray, images: &StringArray) -> (StringArray, UIn
     (kept.finish(), UInt64Array::from(at))
 }
 
-/// Where `image` is in `record`, packed, if it is there and the place fits.
-fn place(record: &str, image: &str) -> Option<u64> {
-    let offset = memmem::find(record.as_bytes(), image.as_bytes())?;
+/// Where `image` is in `record`, packed, if it is there and the place fits. Any place
+/// holding the same bytes will do: it is looked for first just after `member` (a
+/// search for a short, prepared needle and one comparison), then anywhere.
+fn place(record: &str, image: &str, member: &memmem::Finder<'_>) -> Option<u64> {
+    let (record, image) = (record.as_bytes(), image.as_bytes());
+    let after_member = member.find(record).and_then(|at| {
+        let mut start = at + member.needle().len();
+        while record.get(start).is_some_and(u8::is_ascii_whitespace) {
+            start += 1;
+        }
+        record
+            .get(start..)
+            .is_some_and(|rest| rest.starts_with(image))
+            .then_some(start)
+    });
+    let offset = match after_member {
+        Some(offset) => offset,
+        None => memmem::find(record, image)?,
+    };
     let offset = u32::try_from(offset).ok()?;
     let length = u32::try_from(image.len()).ok()?;
     Some((u64::from(offset) << 32) | u64::from(length))
@@ -225,6 +252,43 @@ mod tests {
         assert_eq!(old.values().len(), r#"{"elsewhere":{"B":"AA=="}}"#.len());
         let back = full(&slimmed).unwrap();
         assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn images_are_found_after_their_member_with_spaces_or_anywhere_else() {
+        let spaced = r#"{ "Keys": {"k":{"S":"a"}}, "NewImage":  {"k":{"S":"a"},"v":{"N":"1"}} }"#;
+        // The member names another text: the image is still found where it is.
+        let elsewhere = r#"{"NewImage":{"k":{"S":"b"}},"Other":{"k":{"S":"b"},"v":{"N":"2"}}}"#;
+        let batch = read_batch(&[
+            (
+                r#"{"k":{"S":"a"}}"#,
+                Some(r#"{"k":{"S":"a"},"v":{"N":"1"}}"#),
+                None,
+                spaced,
+            ),
+            (
+                r#"{"k":{"S":"b"}}"#,
+                Some(r#"{"k":{"S":"b"},"v":{"N":"2"}}"#),
+                None,
+                elsewhere,
+            ),
+        ]);
+        let slimmed = slim(&batch).unwrap();
+        let width = read_schema().fields().len();
+        let new_at = slimmed.column(width + 1).as_primitive::<arrow::datatypes::UInt64Type>();
+        assert_eq!(
+            (new_at.value(0) >> 32) as usize,
+            spaced.find(r#"{"k":{"S":"a"},"v""#).unwrap()
+        );
+        assert_eq!(
+            (new_at.value(1) >> 32) as usize,
+            elsewhere.find(r#"{"k":{"S":"b"},"v""#).unwrap()
+        );
+        assert_eq!(
+            slimmed.column(KEYS + 1).as_string::<i32>().values().len(),
+            0
+        );
+        assert_eq!(full(&slimmed).unwrap(), batch);
     }
 
     #[test]

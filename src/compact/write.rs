@@ -1,6 +1,7 @@
 //! Write: the merged rows of a day as the version's Parquet files, with the column
 //! chunks of each row group encoded and compressed on several threads at once (the
-//! Parquet crate's per-column writers), while the next batch is merged.
+//! Parquet crate's per-column writers), while a merging thread prepares the next
+//! batches (merged, images put back, output columns added) a few ahead.
 //!
 //! Where row groups and files end depends only on the rows: after each batch the writer
 //! waits for the encoders' exact sizes before it sends the next one, so a rerun over
@@ -80,29 +81,97 @@ pub fn write_sorted(
     layout: &Layout,
     store: &mut dyn FnMut(FinishedFile) -> Result<(), String>,
 ) -> Result<Written, String> {
-    let mut merged = Merged::new(sorters, displaced).map_err(|e| e.to_string())?;
+    let merged = Merged::new(sorters, displaced).map_err(|e| e.to_string())?;
     let schema = output_schema(layout);
+    let batch_bytes = BATCH_BYTES.min(layout.max_file_bytes / 8).max(1);
+    // The merge, and each batch's output columns, run on a thread of their own, a few
+    // batches ahead of the encoders, so that neither waits for the other.
+    let (batches_tx, batches) = mpsc::sync_channel::<Result<RecordBatch, String>>(MERGED_AHEAD);
+    std::thread::scope(|scope| {
+        let merging = std::thread::Builder::new()
+            .name("compact-merge".into())
+            .spawn_scoped(scope, || merge(merged, &schema, layout, batch_bytes, batches_tx))
+            .map_err(|e| format!("starting the merging thread: {e}"))?;
+        let encoded = encode_batches(batches, &schema, layout, store);
+        let merged = merging
+            .join()
+            .map_err(|_| "the merging thread stopped".to_string())?;
+        let rows = encoded?;
+        let (duplicates, spilled_runs, spilled_bytes) = merged;
+        Ok(Written {
+            rows,
+            duplicates,
+            spilled_runs,
+            spilled_bytes,
+        })
+    })
+}
+
+/// Merged batches, completed with the output's columns, held ahead of the encoders.
+const MERGED_AHEAD: usize = 2;
+
+/// The merging thread: sends each merged batch with the output's columns, or the first
+/// error (which fails the day), until the rows end or the receiver has gone; returns the copies dropped and
+/// the runs spilled (count, bytes).
+fn merge(
+    mut merged: Merged,
+    schema: &SchemaRef,
+    layout: &Layout,
+    batch_bytes: usize,
+    out: mpsc::SyncSender<Result<RecordBatch, String>>,
+) -> (u64, usize, u64) {
+    loop {
+        let next = merged
+            .next_batch(batch_bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|b| b.map(|b| complete(&b, schema, layout)).transpose());
+        match next {
+            Ok(Some(batch)) => {
+                if out.send(Ok(batch)).is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = out.send(Err(e));
+                break;
+            }
+        }
+    }
+    (
+        merged.duplicates(),
+        merged.spilled_runs(),
+        merged.spilled_bytes(),
+    )
+}
+
+/// Encodes the completed batches as files, handing each finished file to `store`
+/// before the next one starts; returns the rows written.
+fn encode_batches(
+    batches: mpsc::Receiver<Result<RecordBatch, String>>,
+    schema: &SchemaRef,
+    layout: &Layout,
+    store: &mut dyn FnMut(FinishedFile) -> Result<(), String>,
+) -> Result<u64, String> {
     let pool = EncoderPool::start_threads(layout.encoders.max(1))?;
     let mut rows = 0u64;
-    let batch_bytes = BATCH_BYTES.min(layout.max_file_bytes / 8).max(1);
     let mut file: Option<OpenFile> = None;
     let mut assignment: Option<Vec<usize>> = None;
     loop {
         // Merged while the encoders work on the batch sent before.
-        let next = merged.next_batch(batch_bytes).map_err(|e| e.to_string())?;
+        let next = batches.recv().ok().transpose()?;
         if let Some(f) = file.as_mut() {
             if f.end_row_group_if_full(&pool, layout)? {
                 finish(file.take(), &pool, store)?;
             }
         }
-        let Some(batch) = next else { break };
-        rows += batch.num_rows() as u64;
-        let mut rest = complete(&batch, &schema, layout)?;
+        let Some(mut rest) = next else { break };
+        rows += rest.num_rows() as u64;
         let assignment = assignment.get_or_insert_with(|| assign(&rest, pool.len()));
         while rest.num_rows() > 0 {
             let f = match file.as_mut() {
                 Some(f) => f,
-                None => file.insert(OpenFile::new(&schema, layout)?),
+                None => file.insert(OpenFile::new(schema, layout)?),
             };
             let room = layout
                 .row_group_max_rows
@@ -117,13 +186,7 @@ pub fn write_sorted(
         }
     }
     finish(file.take(), &pool, store)?;
-    drop(pool);
-    Ok(Written {
-        rows,
-        duplicates: merged.duplicates(),
-        spilled_runs: merged.spilled_runs(),
-        spilled_bytes: merged.spilled_bytes(),
-    })
+    Ok(rows)
 }
 
 /// Most bytes reserved up front for a file's buffer.
