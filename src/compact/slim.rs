@@ -275,7 +275,9 @@ mod tests {
         ]);
         let slimmed = slim(&batch).unwrap();
         let width = read_schema().fields().len();
-        let new_at = slimmed.column(width + 1).as_primitive::<arrow::datatypes::UInt64Type>();
+        let new_at = slimmed
+            .column(width + 1)
+            .as_primitive::<arrow::datatypes::UInt64Type>();
         assert_eq!(
             (new_at.value(0) >> 32) as usize,
             spaced.find(r#"{"k":{"S":"a"},"v""#).unwrap()

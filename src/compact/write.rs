@@ -90,7 +90,9 @@ pub fn write_sorted(
     std::thread::scope(|scope| {
         let merging = std::thread::Builder::new()
             .name("compact-merge".into())
-            .spawn_scoped(scope, || merge(merged, &schema, layout, batch_bytes, batches_tx))
+            .spawn_scoped(scope, || {
+                merge(merged, &schema, layout, batch_bytes, batches_tx)
+            })
             .map_err(|e| format!("starting the merging thread: {e}"))?;
         let encoded = encode_batches(batches, &schema, layout, store);
         let merged = merging
