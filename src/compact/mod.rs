@@ -45,7 +45,7 @@ use write::{FinishedFile, Layout, VersionColumn};
 
 /// The compactor's layout version, part of every compaction version: raise it whenever
 /// the same rows and settings would give other bytes.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Default grace period: how long the files of a superseded version stay for queries
 /// that planned on it (far longer than an Athena query can run).

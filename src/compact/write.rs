@@ -3,9 +3,10 @@
 //! Parquet crate's per-column writers), while a merging thread prepares the next
 //! batches (merged, images put back, output columns added) a few ahead.
 //!
-//! Where row groups and files end depends only on the rows: after each batch the writer
-//! waits for the encoders' exact sizes before it sends the next one, so a rerun over
-//! the same sources writes the same bytes.
+//! Where row groups and files end depends only on the rows: before it sends a batch, the
+//! writer waits for the encoders' exact sizes up to the batch before the one they are
+//! encoding (so they always have the next one queued), and decides from those, so a
+//! rerun over the same sources writes the same bytes.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -282,9 +283,12 @@ struct OpenFile {
     first_leaf: Vec<usize>,
     row_group: usize,
     group_open: bool,
+    /// Rows sent to the row group open now, and to the file.
     group_rows: usize,
     file_rows: u64,
-    pending: usize,
+    /// Batches sent to the encoders whose sizes are not yet collected.
+    in_flight: usize,
+    /// The open row group's encoded bytes up to the last batch collected.
     in_progress: usize,
 }
 
@@ -321,7 +325,7 @@ impl OpenFile {
             group_open: false,
             group_rows: 0,
             file_rows: 0,
-            pending: 0,
+            in_flight: 0,
             in_progress: 0,
         })
     }
@@ -358,28 +362,34 @@ impl OpenFile {
             pool.start(shares)?;
             self.group_open = true;
         }
-        self.pending = batch.num_rows();
+        self.group_rows += batch.num_rows();
+        self.file_rows += batch.num_rows() as u64;
+        self.in_flight += 1;
         pool.write(batch)
     }
 
-    /// Waits for the batch in flight and counts its rows.
-    fn collect(&mut self, pool: &EncoderPool) -> Result<(), String> {
-        if self.pending > 0 {
+    /// Waits for the oldest batch in flight; the row group's size up to it.
+    fn collect_one(&mut self, pool: &EncoderPool) -> Result<(), String> {
+        if self.in_flight > 0 {
             self.in_progress = pool.written()?;
-            self.group_rows += self.pending;
-            self.file_rows += std::mem::take(&mut self.pending) as u64;
+            self.in_flight -= 1;
         }
         Ok(())
     }
 
-    /// Waits for the batch in flight, ends the row group when its size or rows call
-    /// for it, and says whether the file is full (should end).
+    /// Ends the row group when its rows, or its size or the file's up to the batch
+    /// before the last one sent, call for it (the last one is still being encoded, so
+    /// the encoders always have a batch to work on), and says whether the file is full
+    /// (should end). Sizes lag by one batch, the same way on every run: where row
+    /// groups and files end still depends only on the rows.
     fn end_row_group_if_full(
         &mut self,
         pool: &EncoderPool,
         layout: &Layout,
     ) -> Result<bool, String> {
-        self.collect(pool)?;
+        while self.in_flight > 1 {
+            self.collect_one(pool)?;
+        }
         let written = self.writer.bytes_written();
         if self.group_open
             && (self.group_rows >= layout.row_group_max_rows
@@ -394,6 +404,9 @@ impl OpenFile {
     fn end_row_group(&mut self, pool: &EncoderPool) -> Result<(), String> {
         if !self.group_open {
             return Ok(());
+        }
+        while self.in_flight > 0 {
+            self.collect_one(pool)?;
         }
         let mut chunks = pool.close()?;
         chunks.sort_by_key(|(leaf, _)| *leaf);
@@ -413,7 +426,6 @@ impl OpenFile {
 
     /// Ends the file: its last row group, then the footer.
     fn finish(mut self, pool: &EncoderPool) -> Result<FinishedFile, String> {
-        self.collect(pool)?;
         self.end_row_group(pool)?;
         let rows = self.file_rows;
         let body = self.writer.into_inner().map_err(|e| e.to_string())?;
