@@ -93,7 +93,13 @@ impl S3Sink {
                         .checksum_sha256(&checksum)
                         .body(ByteStream::from(chunk.clone()));
                     async move {
-                        let out = req.send().await.map_err(attempt_error)?;
+                        // Vouched for by its SHA-256 checksum, which S3 verifies.
+                        let out = req
+                            .customize()
+                            .disable_payload_signing()
+                            .send()
+                            .await
+                            .map_err(attempt_error)?;
                         Ok(out.e_tag)
                     }
                 })

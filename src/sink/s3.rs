@@ -1,5 +1,6 @@
 //! An S3 sink on aws-sdk-s3: each object is stored with a SHA-256 checksum that S3
-//! verifies and `If-None-Match: *`, so an object already under its key (HTTP 412) is
+//! verifies (the payload itself is not signed again: `UNSIGNED-PAYLOAD`) and
+//! `If-None-Match: *`, so an object already under its key (HTTP 412) is
 //! reported as [`PutOutcome::AlreadyPresent`] and never replaced. Large objects go up as
 //! a multipart upload (`sink/multipart.rs`).
 //!
@@ -241,7 +242,9 @@ impl S3Sink {
                     .ssekms_key_id(kms);
             }
             async move {
-                match req.send().await {
+                // The body's SHA-256 checksum, which S3 verifies, already vouches for it:
+                // signing the payload too would hash every byte a second time.
+                match req.customize().disable_payload_signing().send().await {
                     Ok(_) => Ok(PutOutcome::Written),
                     Err(e) => Err(attempt_error(e)),
                 }
