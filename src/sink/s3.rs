@@ -412,7 +412,8 @@ mod server_tests {
         })
         .await;
         let key = "t/year=2026/month=01/day=02/3-4-0123456789abcdef.json.gz";
-        let data = body(12 * 1024 * 1024 + 17, 9);
+        // More parts than are sent at once: they must still be joined in order.
+        let data = body(27 * 1024 * 1024 + 17, 9);
         assert_eq!(
             sink.put(&file(key, data.clone())).await.unwrap(),
             PutOutcome::Written
