@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{Expect, ObjectSink, Published, PutOutcome, SinkError};
+use super::{Expect, ObjectSink, Pieces, Published, PutOutcome, SinkError};
 use crate::encode::EncodedFile;
 
 /// Writes objects as files under a root directory.
@@ -121,6 +121,33 @@ impl ObjectSink for LocalDirSink {
         replace_with(&path, dir, &file.body).map_err(err)
     }
 
+    async fn replace_streamed(
+        &self,
+        key: &str,
+        _content_type: &'static str,
+        pieces: &mut Pieces,
+    ) -> Result<(), SinkError> {
+        let path = self.path_of(key)?;
+        let err = |e| sink_error(&path, e);
+        let dir = path.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).map_err(err)?;
+        // Removed when dropped, unless complete and renamed into place.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(err)?;
+        loop {
+            match pieces.recv().await {
+                Some(Some(piece)) => tmp.write_all(&piece).map_err(err)?,
+                Some(None) => break,
+                None => return Err(super::stopped(path.display().to_string())),
+            }
+        }
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+
     async fn publish(&self, file: &EncodedFile, expect: &Expect) -> Result<Published, SinkError> {
         let path = self.path_of(&file.key)?;
         let err = |e| sink_error(&path, e);
@@ -189,5 +216,53 @@ mod tests {
             std::fs::read(dir.path().join("t/a/b.json.gz")).unwrap(),
             b"one"
         );
+    }
+
+    /// Sends `pieces` (then the end, unless `stop_early`) to a streamed put of `key`.
+    async fn stream(
+        sink: &LocalDirSink,
+        key: &str,
+        pieces: &[&[u8]],
+        stop_early: bool,
+    ) -> Result<(), SinkError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let pieces: Vec<bytes::Bytes> = pieces
+            .iter()
+            .map(|p| bytes::Bytes::copy_from_slice(p))
+            .collect();
+        let sender = tokio::spawn(async move {
+            for p in pieces {
+                tx.send(Some(p)).await.unwrap();
+            }
+            if !stop_early {
+                tx.send(None).await.unwrap();
+            }
+        });
+        let result = sink.replace_streamed(key, "x", &mut rx).await;
+        sender.await.unwrap();
+        result
+    }
+
+    #[tokio::test]
+    async fn a_streamed_file_replaces_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalDirSink::new(dir.path());
+        let key = "t/a/part.parquet";
+        let path = dir.path().join(key);
+        stream(&sink, key, &[b"old"], false).await.unwrap();
+        stream(&sink, key, &[b"one ", b"two ", b"three"], false)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"one two three");
+        // A writer that stops before the end leaves the file as it was, and no
+        // temporary file.
+        let err = stream(&sink, key, &[b"half"], true).await.unwrap_err();
+        assert!(err.message.contains("stopped before its end"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"one two three");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("part.parquet")]);
     }
 }

@@ -55,6 +55,11 @@ pub struct SinkError {
     pub message: String,
 }
 
+/// The body of a streamed object, in order: `Some(bytes)` for each piece, then `None`
+/// once it is complete. A channel that closes before `None` means the writer stopped:
+/// nothing is stored.
+pub type Pieces = tokio::sync::mpsc::Receiver<Option<bytes::Bytes>>;
+
 /// Stores archive objects.
 #[async_trait]
 pub trait ObjectSink: Send + Sync {
@@ -82,6 +87,35 @@ pub trait ObjectSink: Send + Sync {
         })
     }
 
+    /// Stores the object whose body arrives as `pieces`, under `key`, replacing any
+    /// object there, and returns once it is durable. Only for derived objects (a
+    /// compacted file of a version not yet published). The S3 and directory sinks send
+    /// each piece on as it comes and hold only a few; this default joins them and calls
+    /// [`ObjectSink::replace`].
+    async fn replace_streamed(
+        &self,
+        key: &str,
+        content_type: &'static str,
+        pieces: &mut Pieces,
+    ) -> Result<(), SinkError> {
+        let mut body = Vec::new();
+        loop {
+            match pieces.recv().await {
+                Some(Some(piece)) => body.extend_from_slice(&piece),
+                Some(None) => break,
+                None => return Err(stopped(self.location(key))),
+            }
+        }
+        let file = EncodedFile {
+            key: key.to_string(),
+            body: body.into(),
+            content_type,
+            content_encoding: None,
+            records: 0,
+        };
+        self.replace(&file).await
+    }
+
     /// Deletes the object under `key`; a missing object is no error. Only for derived
     /// objects (a superseded compaction); the archive itself is never deleted from.
     async fn delete(&self, key: &str) -> Result<(), SinkError> {
@@ -93,6 +127,14 @@ pub trait ObjectSink: Send + Sync {
 
     /// The full location of a key, for reports (a path or an `s3://` URL).
     fn location(&self, key: &str) -> String;
+}
+
+/// The error of a streamed body whose writer stopped before its end.
+pub(crate) fn stopped(location: String) -> SinkError {
+    SinkError {
+        location,
+        message: "the body stopped before its end: nothing was stored".to_string(),
+    }
 }
 
 /// Opens the sink for a destination; `kms_key_id` applies to S3 destinations (SSE-KMS).
