@@ -152,6 +152,21 @@ fn assert_exact(dir: &Path, n: usize) {
     assert_eq!(listed as usize, n);
 }
 
+/// What a crash between a day's files and its manifest leaves: the manifests removed.
+fn remove_manifests(dir: &Path) {
+    for key in manifests(dir).keys() {
+        std::fs::remove_file(dir.join(key)).unwrap();
+    }
+}
+
+/// Settings that make several small files of a day.
+fn small_files() -> CompactOptions {
+    CompactOptions {
+        max_file_bytes: 8_000,
+        ..CompactOptions::default()
+    }
+}
+
 fn after_grace() -> CompactOptions {
     CompactOptions {
         now: Some(chrono::Utc::now() + chrono::Duration::hours(25)),
@@ -170,13 +185,8 @@ async fn a_crash_then_a_rerun_with_other_settings_leaves_each_event_once() {
     };
     compact(raw.path(), out.path(), &big).await;
     // What a crash between the files and the manifest leaves: files, no manifest.
-    for key in manifests(out.path()).keys() {
-        std::fs::remove_file(out.path().join(key)).unwrap();
-    }
-    let small = CompactOptions {
-        max_file_bytes: 8_000,
-        ..CompactOptions::default()
-    };
+    remove_manifests(out.path());
+    let small = small_files();
     let summary = compact(raw.path(), out.path(), &small).await;
     assert_eq!(summary.days.len(), 1);
     assert_eq!(summary.days[0].status, DayStatus::Compacted, "{summary:#?}");
@@ -201,6 +211,81 @@ async fn a_crash_then_a_rerun_with_other_settings_leaves_each_event_once() {
     let other = compact(raw.path(), out.path(), &big).await;
     assert_eq!(other.days[0].status, DayStatus::Compacted);
     assert_ne!(other.days[0].version, Some(m.version));
+    assert_exact(out.path(), 300);
+}
+
+/// A sink that fails a streamed file after its first piece, as a connection lost in
+/// the middle of an upload would.
+struct FailingStreamSink(LocalDirSink);
+
+#[async_trait]
+impl ObjectSink for FailingStreamSink {
+    async fn put(&self, file: &EncodedFile) -> Result<PutOutcome, SinkError> {
+        self.0.put(file).await
+    }
+
+    async fn replace_streamed(
+        &self,
+        key: &str,
+        _content_type: &'static str,
+        pieces: &mut ddb_archiver::sink::Pieces,
+    ) -> Result<(), SinkError> {
+        let _ = pieces.recv().await;
+        Err(SinkError {
+            location: self.0.location(key),
+            message: "injected: connection reset".to_string(),
+        })
+    }
+
+    async fn publish(&self, file: &EncodedFile, expect: &Expect) -> Result<Published, SinkError> {
+        self.0.publish(file, expect).await
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.0.location(key)
+    }
+}
+
+#[tokio::test]
+async fn a_store_failing_mid_file_fails_the_day_by_its_cause_and_a_rerun_heals() {
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    raw_day(raw.path()).await;
+    let sink = FailingStreamSink(LocalDirSink::new(out.path()));
+    let summary = compact_with(raw.path(), out.path(), &sink, &CompactOptions::default()).await;
+    assert_failed_for(&summary, "injected: connection reset");
+    assert!(manifests(out.path()).is_empty());
+    assert!(versions_on_disk(out.path()).is_empty());
+    let summary = compact(raw.path(), out.path(), &CompactOptions::default()).await;
+    assert_eq!(summary.days[0].status, DayStatus::Compacted, "{summary:#?}");
+    assert_exact(out.path(), 300);
+}
+
+#[tokio::test]
+async fn a_leftover_part_of_the_same_version_with_other_bytes_is_replaced() {
+    let raw = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    raw_day(raw.path()).await;
+    let small = small_files();
+    compact(raw.path(), out.path(), &small).await;
+    let published = manifests(out.path()).into_values().next().unwrap();
+    // A run that stopped before its manifest, and left a damaged part behind.
+    remove_manifests(out.path());
+    let damaged = out.path().join(&published.files[1].key);
+    std::fs::write(&damaged, b"PAR1 not what the manifest will say").unwrap();
+    let summary = compact(raw.path(), out.path(), &small).await;
+    assert_eq!(summary.days[0].status, DayStatus::Compacted, "{summary:#?}");
+    let m = manifests(out.path()).into_values().next().unwrap();
+    assert_eq!(m.version, published.version);
+    for f in &m.files {
+        let bytes = std::fs::read(out.path().join(&f.key)).unwrap();
+        assert_eq!(
+            ddb_archiver::archive::manifest::sha256_hex(&bytes),
+            f.sha256,
+            "{}",
+            f.key
+        );
+    }
     assert_exact(out.path(), 300);
 }
 
@@ -479,15 +564,14 @@ fn other_settings() -> CompactOptions {
 
 /// The loser of a race: its day failed for the race, nothing of it published.
 fn assert_lost(summary: &CompactSummary) {
+    assert_failed_for(summary, "another compaction of this day published first");
+}
+
+/// The (only) day failed, and its error says `why`.
+fn assert_failed_for(summary: &CompactSummary, why: &str) {
     let day = &summary.days[0];
     assert_eq!(day.status, DayStatus::Failed, "{summary:#?}");
-    assert!(
-        day.error
-            .as_deref()
-            .unwrap_or("")
-            .contains("another compaction of this day published first"),
-        "{day:#?}"
-    );
+    assert!(day.error.as_deref().unwrap_or("").contains(why), "{day:#?}");
 }
 
 #[tokio::test]

@@ -12,11 +12,11 @@
 //!   manifest's version never sees two versions at once.
 //! - **Bounded memory and every core:** sources are [`read`] on one thread per core into
 //!   Arrow batches, which [`sort`] spills as sorted runs to temporary files past the
-//!   memory budget; the merged runs are [written](mod@write) with each row group's columns
-//!   encoded on several threads; a file is built in memory up to `max_file_bytes`
-//!   while the one before it is stored. Peak memory is about
-//!   `memory_budget + 2 × max_file_bytes`, plus one batch (about 1 MiB) per spilled run
-//!   and a few fetched sources, whatever the day holds.
+//!   memory budget; the runs are merged on a thread of their own and [written](mod@write)
+//!   with each row group's columns encoded on several threads; each file is streamed to
+//!   the sink in pieces as it is written, never held whole. Peak memory is about
+//!   `memory_budget` plus a row group being encoded, one batch (about 1 MiB) per spilled
+//!   run, the pieces on their way and a few fetched sources, whatever the day holds.
 //! - **The raw archive is never written to:** only the compacted layer's sink is.
 
 pub mod read;
@@ -39,9 +39,9 @@ use crate::encode::EncodedFile;
 use crate::model::key::{partition_path, ObjectKey, MANIFESTS_DIR};
 use crate::model::Format;
 use crate::schema::SchemaSet;
-use crate::sink::{Expect, ObjectSink, Published, PutOutcome};
+use crate::sink::{Expect, ObjectSink, Pieces, Published};
 use sort::RunSorter;
-use write::{FinishedFile, Layout, VersionColumn};
+use write::{Layout, PieceSender, VersionColumn};
 
 /// The compactor's layout version, part of every compaction version: raise it whenever
 /// the same rows and settings would give other bytes.
@@ -567,8 +567,10 @@ impl Compactor<'_> {
         Ok(deleted)
     }
 
-    /// Writes the sorted rows, without copies, as the version's files (on a thread of
-    /// their own, storing each file as it is finished).
+    /// Writes the sorted rows, without copies, as the version's files: encoded on a
+    /// thread of their own, each file streamed to the sink a piece at a time as it is
+    /// written, replacing any part file of this unpublished version left by a run that
+    /// stopped (the same version's parts have the same bytes).
     async fn write_files(
         &self,
         table: &str,
@@ -590,110 +592,76 @@ impl Compactor<'_> {
             row_group_max_rows: ROW_GROUP_MAX_ROWS,
             encoders: read::worker_count(),
         };
-        const STOPPED: &str = "storing the compacted files stopped";
-        let (files_tx, mut files_rx) = tokio::sync::mpsc::channel::<FinishedFile>(1);
-        let (ack_tx, ack_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        const STOPPED: &str = write::STORE_STOPPED;
+        let (files_tx, mut files_rx) = tokio::sync::mpsc::channel::<Pieces>(1);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("compact-write".into())
             .spawn(move || {
-                // A file is stored while the next one is built; at most two are held.
-                let ack = || ack_rx.recv().map_err(|_| STOPPED.to_string())?;
-                let mut unacked = false;
-                let mut store = |file: FinishedFile| -> Result<(), String> {
-                    if std::mem::take(&mut unacked) {
-                        ack()?;
-                    }
+                let mut open = || -> Result<PieceSender, String> {
+                    let (tx, rx) = tokio::sync::mpsc::channel(write::PIECES_AHEAD);
                     files_tx
-                        .blocking_send(file)
+                        .blocking_send(rx)
                         .map_err(|_| STOPPED.to_string())?;
-                    unacked = true;
-                    Ok(())
+                    Ok(tx)
                 };
-                let mut written = write::write_sorted(sorters, displaced, &layout, &mut store);
-                drop(files_tx);
-                if written.is_ok() && unacked {
-                    if let Err(e) = ack() {
-                        written = Err(e);
-                    }
-                }
+                let written = write::write_sorted(sorters, displaced, &layout, &mut open);
                 let _ = done_tx.send(written);
             });
         spawned.map_err(|e| format!("starting the writing thread: {e}"))?;
-        let mut files = Vec::new();
+        let mut keys = Vec::new();
         let mut store_error = None;
-        while let Some(file) = files_rx.recv().await {
-            let part = u32::try_from(files.len()).unwrap_or(u32::MAX);
-            match self.store_file(table, date, version, part, file).await {
-                Ok(f) => {
-                    files.push(f);
-                    let _ = ack_tx.send(Ok(()));
-                }
+        while let Some(mut pieces) = files_rx.recv().await {
+            let part = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+            let key = ObjectKey::Compacted {
+                table: table.to_string(),
+                date,
+                version: version.to_string(),
+                part,
+            }
+            .key();
+            let content_type = Format::Parquet.content_type();
+            match self
+                .sink
+                .replace_streamed(&key, content_type, &mut pieces)
+                .await
+            {
+                Ok(()) => keys.push(key),
                 Err(e) => {
-                    let _ = ack_tx.send(Err(e.clone()));
-                    store_error = Some(e);
+                    store_error = Some(e.to_string());
                     break;
                 }
             }
         }
+        // The writer stops at its next piece once nothing takes them.
         drop(files_rx);
         let written = done_rx.await.map_err(|_| STOPPED.to_string())?;
-        if let Some(e) = store_error {
-            return Err(e);
+        // The first failure: the writer's, unless it only saw the sink stop taking pieces.
+        let written = match (written, store_error) {
+            (Err(e), _) if !e.contains(STOPPED) => return Err(e),
+            (_, Some(e)) => return Err(e),
+            (written, None) => written?,
+        };
+        if written.files.len() != keys.len() {
+            return Err(format!(
+                "{} files written but {} stored",
+                written.files.len(),
+                keys.len()
+            ));
         }
-        let written = written?;
         report.rows = written.rows;
         report.spilled_runs += written.spilled_runs;
         report.spilled_bytes += written.spilled_bytes;
-        report.files = files.iter().map(|f| self.sink.location(&f.key)).collect();
-        Ok(files)
-    }
-
-    /// Stores one finished file as part `part` of the version.
-    async fn store_file(
-        &self,
-        table: &str,
-        date: NaiveDate,
-        version: &str,
-        part: u32,
-        file: FinishedFile,
-    ) -> Result<ManifestFile, String> {
-        let key = ObjectKey::Compacted {
-            table: table.to_string(),
-            date,
-            version: version.to_string(),
-            part,
-        }
-        .key();
-        let described = ManifestFile {
-            key: key.clone(),
-            bytes: file.body.len() as u64,
-            sha256: crate::archive::manifest::sha256_hex(&file.body),
-            rows: file.rows,
-        };
-        let encoded = EncodedFile {
-            key,
-            body: file.body.into(),
-            content_type: Format::Parquet.content_type(),
-            content_encoding: None,
-            records: usize::try_from(file.rows).unwrap_or(usize::MAX),
-        };
-        if self.sink.put(&encoded).await.map_err(|e| e.to_string())? == PutOutcome::AlreadyPresent {
-            // Left by a run that stopped before publishing this version: it may be
-            // replaced, and must be if its bytes are not these.
-            let stored = self
-                .dest
-                .get(&encoded.key)
-                .await
-                .map_err(|e| e.to_string())?;
-            if manifest::sha256_hex(&stored) != described.sha256 {
-                tracing::warn!(file = %self.sink.location(&encoded.key), "a stored part of this unpublished version differs from what the manifest will say: replaced");
-                self.sink
-                    .replace(&encoded)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(described)
+        report.files = keys.iter().map(|k| self.sink.location(k)).collect();
+        Ok(keys
+            .into_iter()
+            .zip(written.files)
+            .map(|(key, f)| ManifestFile {
+                key,
+                bytes: f.bytes,
+                sha256: f.sha256,
+                rows: f.rows,
+            })
+            .collect())
     }
 }

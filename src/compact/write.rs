@@ -23,6 +23,8 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::sort::{Merged, RunSorter};
+use sha2::{Digest, Sha256};
+
 use crate::archive::reader;
 use crate::encode::parquet::{standard_fields, writer_properties};
 use crate::schema::TableSchema;
@@ -53,16 +55,32 @@ pub struct VersionColumn {
     pub value: String,
 }
 
-/// One finished file.
+/// One finished file, whose bytes went to its [`Pieces`](crate::sink::Pieces).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishedFile {
-    /// The Parquet bytes.
-    pub body: Vec<u8>,
+    /// Its size.
+    pub bytes: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
     /// Rows it holds.
     pub rows: u64,
 }
 
+/// Where a file's pieces go: the sender of a channel whose receiver a sink stores
+/// (see [`crate::sink::ObjectSink::replace_streamed`]).
+pub type PieceSender = tokio::sync::mpsc::Sender<Option<bytes::Bytes>>;
+
+/// Bytes of a file handed on at once: the S3 sink's part size, so each piece goes up
+/// as one part, as it is written.
+pub const PIECE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Pieces of a file written ahead of the sink that stores them.
+pub const PIECES_AHEAD: usize = 4;
+
 /// What the written files hold.
 pub struct Written {
+    /// The files, in order.
+    pub files: Vec<FinishedFile>,
     /// Rows written.
     pub rows: u64,
     /// Copies of events dropped.
@@ -74,13 +92,13 @@ pub struct Written {
 }
 
 /// Merges the sorters' runs, without the `displaced` copies (read orders, sorted), and
-/// writes them as files, handing each finished file to `store` before the next one
-/// starts.
+/// writes them as files, each to the pieces' sender that `open` gives when it starts
+/// (in order), a piece at a time as it is written.
 pub fn write_sorted(
     sorters: Vec<RunSorter>,
     displaced: Vec<u64>,
     layout: &Layout,
-    store: &mut dyn FnMut(FinishedFile) -> Result<(), String>,
+    open: &mut dyn FnMut() -> Result<PieceSender, String>,
 ) -> Result<Written, String> {
     let merged = Merged::new(sorters, displaced).map_err(|e| e.to_string())?;
     let schema = output_schema(layout);
@@ -95,13 +113,14 @@ pub fn write_sorted(
                 merge(merged, &schema, layout, batch_bytes, batches_tx)
             })
             .map_err(|e| format!("starting the merging thread: {e}"))?;
-        let encoded = encode_batches(batches, &schema, layout, store);
+        let encoded = encode_batches(batches, &schema, layout, open);
         let merged = merging
             .join()
             .map_err(|_| "the merging thread stopped".to_string())?;
-        let rows = encoded?;
+        let (files, rows) = encoded?;
         let (duplicates, spilled_runs, spilled_bytes) = merged;
         Ok(Written {
+            files,
             rows,
             duplicates,
             spilled_runs,
@@ -148,15 +167,16 @@ fn merge(
     )
 }
 
-/// Encodes the completed batches as files, handing each finished file to `store`
-/// before the next one starts; returns the rows written.
+/// Encodes the completed batches as files, each to the sender `open` gives; returns
+/// the files and the rows written.
 fn encode_batches(
     batches: mpsc::Receiver<Result<RecordBatch, String>>,
     schema: &SchemaRef,
     layout: &Layout,
-    store: &mut dyn FnMut(FinishedFile) -> Result<(), String>,
-) -> Result<u64, String> {
+    open: &mut dyn FnMut() -> Result<PieceSender, String>,
+) -> Result<(Vec<FinishedFile>, u64), String> {
     let pool = EncoderPool::start_threads(layout.encoders.max(1))?;
+    let mut files = Vec::new();
     let mut rows = 0u64;
     let mut file: Option<OpenFile> = None;
     let mut assignment: Option<Vec<usize>> = None;
@@ -165,7 +185,7 @@ fn encode_batches(
         let next = batches.recv().ok().transpose()?;
         if let Some(f) = file.as_mut() {
             if f.end_row_group_if_full(&pool, layout)? {
-                finish(file.take(), &pool, store)?;
+                finish(file.take(), &pool, &mut files)?;
             }
         }
         let Some(mut rest) = next else { break };
@@ -174,7 +194,7 @@ fn encode_batches(
         while rest.num_rows() > 0 {
             let f = match file.as_mut() {
                 Some(f) => f,
-                None => file.insert(OpenFile::new(schema, layout)?),
+                None => file.insert(OpenFile::new(schema, layout, open()?)?),
             };
             let room = layout
                 .row_group_max_rows
@@ -184,16 +204,13 @@ fn encode_batches(
             rest = rest.slice(part.num_rows(), rest.num_rows() - part.num_rows());
             f.send(&pool, assignment, part)?;
             if rest.num_rows() > 0 && f.end_row_group_if_full(&pool, layout)? {
-                finish(file.take(), &pool, store)?;
+                finish(file.take(), &pool, &mut files)?;
             }
         }
     }
-    finish(file.take(), &pool, store)?;
-    Ok(rows)
+    finish(file.take(), &pool, &mut files)?;
+    Ok((files, rows))
 }
-
-/// Most bytes reserved up front for a file's buffer.
-const MAX_RESERVED: usize = 1 << 30;
 
 /// Bytes of merged rows per batch handed to the encoders.
 const BATCH_BYTES: usize = 8 << 20;
@@ -276,7 +293,7 @@ fn assign(batch: &RecordBatch, encoders: usize) -> Vec<usize> {
 
 /// A file being written.
 struct OpenFile {
-    writer: SerializedFileWriter<Vec<u8>>,
+    writer: SerializedFileWriter<PieceWriter>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
     /// Leaf column writers (first leaf index) of each field.
@@ -293,15 +310,9 @@ struct OpenFile {
 }
 
 impl OpenFile {
-    fn new(schema: &SchemaRef, layout: &Layout) -> Result<OpenFile, String> {
-        // Room for a whole file up front (pages are only touched as they are written), so
-        // the buffer is never copied to grow.
-        let room = layout
-            .max_file_bytes
-            .saturating_add(layout.max_file_bytes / 8)
-            .min(MAX_RESERVED);
+    fn new(schema: &SchemaRef, layout: &Layout, out: PieceSender) -> Result<OpenFile, String> {
         let (writer, factory) = ArrowWriter::try_new(
-            Vec::with_capacity(room),
+            PieceWriter::new(out),
             Arc::clone(schema),
             Some(properties(layout)),
         )
@@ -428,20 +439,82 @@ impl OpenFile {
     fn finish(mut self, pool: &EncoderPool) -> Result<FinishedFile, String> {
         self.end_row_group(pool)?;
         let rows = self.file_rows;
-        let body = self.writer.into_inner().map_err(|e| e.to_string())?;
-        Ok(FinishedFile { body, rows })
+        let pieces = self.writer.into_inner().map_err(|e| e.to_string())?;
+        let (bytes, sha256) = pieces.end().map_err(|e| e.to_string())?;
+        Ok(FinishedFile {
+            bytes,
+            sha256,
+            rows,
+        })
     }
 }
 
-/// Ends a file, if one is open, and stores it.
+/// Ends a file, if one is open, and adds it to `files`.
 fn finish(
     file: Option<OpenFile>,
     pool: &EncoderPool,
-    store: &mut dyn FnMut(FinishedFile) -> Result<(), String>,
+    files: &mut Vec<FinishedFile>,
 ) -> Result<(), String> {
-    match file {
-        Some(f) => store(f.finish(pool)?),
-        None => Ok(()),
+    if let Some(f) = file {
+        files.push(f.finish(pool)?);
+    }
+    Ok(())
+}
+
+/// A file's bytes as they are written, handed on in pieces of [`PIECE_BYTES`] and
+/// hashed on the way: no file is ever held whole.
+struct PieceWriter {
+    piece: Vec<u8>,
+    sha256: Sha256,
+    bytes: u64,
+    out: PieceSender,
+}
+
+/// What a writer whose pieces are no longer taken says.
+pub const STORE_STOPPED: &str = "storing the compacted files stopped";
+
+impl PieceWriter {
+    fn new(out: PieceSender) -> Self {
+        PieceWriter {
+            piece: Vec::with_capacity(PIECE_BYTES),
+            sha256: Sha256::new(),
+            bytes: 0,
+            out,
+        }
+    }
+
+    fn send(&mut self, piece: Option<bytes::Bytes>) -> std::io::Result<()> {
+        self.out
+            .blocking_send(piece)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, STORE_STOPPED))
+    }
+
+    /// Hands on the last piece and the end; the file's size and SHA-256 (hex).
+    fn end(mut self) -> std::io::Result<(u64, String)> {
+        if !self.piece.is_empty() {
+            let piece = std::mem::take(&mut self.piece);
+            self.send(Some(piece.into()))?;
+        }
+        self.send(None)?;
+        let sha256 = crate::model::hex::hex(&self.sha256.finalize());
+        Ok((self.bytes, sha256))
+    }
+}
+
+impl std::io::Write for PieceWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.sha256.update(data);
+        self.bytes += data.len() as u64;
+        self.piece.extend_from_slice(data);
+        if self.piece.len() >= PIECE_BYTES {
+            let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE_BYTES));
+            self.send(Some(piece.into()))?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
