@@ -25,6 +25,7 @@ pub mod sort;
 pub mod write;
 
 use chrono::NaiveDate;
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,9 @@ use write::{Layout, PieceSender, VersionColumn};
 /// The compactor's layout version, part of every compaction version: raise it whenever
 /// the same rows and settings would give other bytes.
 pub const LAYOUT_VERSION: u32 = 3;
+
+/// Compacted files stored at once.
+const FILES_AT_ONCE: usize = 2;
 
 /// Default grace period: how long the files of a superseded version stay for queries
 /// that planned on it (far longer than an Athena query can run).
@@ -609,30 +613,46 @@ impl Compactor<'_> {
                 let _ = done_tx.send(written);
             });
         spawned.map_err(|e| format!("starting the writing thread: {e}"))?;
-        let mut keys = Vec::new();
+        // Two files are stored at once, so that one's last part (and its fsync, or its
+        // multipart completion) overlaps the next one's first pieces.
+        let sink = self.sink;
+        let mut storing = futures_util::stream::FuturesOrdered::new();
+        let mut keys: Vec<String> = Vec::new();
         let mut store_error = None;
-        while let Some(mut pieces) = files_rx.recv().await {
-            let part = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-            let key = ObjectKey::Compacted {
-                table: table.to_string(),
-                date,
-                version: version.to_string(),
-                part,
-            }
-            .key();
-            let content_type = Format::Parquet.content_type();
-            match self
-                .sink
-                .replace_streamed(&key, content_type, &mut pieces)
-                .await
-            {
-                Ok(()) => keys.push(key),
-                Err(e) => {
-                    store_error = Some(e.to_string());
-                    break;
+        let mut more = true;
+        loop {
+            tokio::select! {
+                file = files_rx.recv(), if more && storing.len() < FILES_AT_ONCE => {
+                    let Some(mut pieces) = file else {
+                        more = false;
+                        continue;
+                    };
+                    let part = u32::try_from(keys.len() + storing.len()).unwrap_or(u32::MAX);
+                    let key = ObjectKey::Compacted {
+                        table: table.to_string(),
+                        date,
+                        version: version.to_string(),
+                        part,
+                    }
+                    .key();
+                    storing.push_back(async move {
+                        let content_type = Format::Parquet.content_type();
+                        sink.replace_streamed(&key, content_type, &mut pieces)
+                            .await
+                            .map(|()| key)
+                    });
                 }
+                Some(stored) = storing.next(), if !storing.is_empty() => match stored {
+                    Ok(key) => keys.push(key),
+                    Err(e) => {
+                        store_error = Some(e.to_string());
+                        break;
+                    }
+                },
+                else => break,
             }
         }
+        drop(storing);
         // The writer stops at its next piece once nothing takes them.
         drop(files_rx);
         let written = done_rx.await.map_err(|_| STOPPED.to_string())?;

@@ -176,6 +176,7 @@ fn encode_batches(
     open: &mut dyn FnMut() -> Result<PieceSender, String>,
 ) -> Result<(Vec<FinishedFile>, u64), String> {
     let pool = EncoderPool::start_threads(layout.encoders.max(1))?;
+    let buffers = Buffers::default();
     let mut files = Vec::new();
     let mut rows = 0u64;
     let mut file: Option<OpenFile> = None;
@@ -194,7 +195,7 @@ fn encode_batches(
         while rest.num_rows() > 0 {
             let f = match file.as_mut() {
                 Some(f) => f,
-                None => file.insert(OpenFile::new(schema, layout, open()?)?),
+                None => file.insert(OpenFile::new(schema, layout, open()?, buffers.clone())?),
             };
             let room = layout
                 .row_group_max_rows
@@ -310,9 +311,14 @@ struct OpenFile {
 }
 
 impl OpenFile {
-    fn new(schema: &SchemaRef, layout: &Layout, out: PieceSender) -> Result<OpenFile, String> {
+    fn new(
+        schema: &SchemaRef,
+        layout: &Layout,
+        out: PieceSender,
+        buffers: Buffers,
+    ) -> Result<OpenFile, String> {
         let (writer, factory) = ArrowWriter::try_new(
-            PieceWriter::new(out),
+            PieceWriter::new(out, buffers),
             Arc::clone(schema),
             Some(properties(layout)),
         )
@@ -468,24 +474,74 @@ struct PieceWriter {
     sha256: Sha256,
     bytes: u64,
     out: PieceSender,
+    buffers: Buffers,
 }
 
 /// What a writer whose pieces are no longer taken says.
 pub const STORE_STOPPED: &str = "storing the compacted files stopped";
 
+/// Piece buffers given back once stored, for the next pieces: their memory is reused
+/// rather than mapped and zeroed again for every piece.
+#[derive(Clone, Default)]
+struct Buffers(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+/// Buffers kept for reuse: about as many as are ever on their way at once.
+const BUFFERS_KEPT: usize = 12;
+
+impl Buffers {
+    fn take(&self) -> Vec<u8> {
+        let reused = self.0.lock().ok().and_then(|mut b| b.pop());
+        reused.unwrap_or_else(|| Vec::with_capacity(PIECE_BYTES))
+    }
+
+    /// `piece` as shared bytes whose buffer comes back here once the sink drops it.
+    fn share(&self, piece: Vec<u8>) -> bytes::Bytes {
+        bytes::Bytes::from_owner(Pooled {
+            piece,
+            buffers: self.clone(),
+        })
+    }
+}
+
+/// A piece's buffer, given back to its [`Buffers`] when dropped.
+struct Pooled {
+    piece: Vec<u8>,
+    buffers: Buffers,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.piece
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut piece = std::mem::take(&mut self.piece);
+        piece.clear();
+        if let Ok(mut kept) = self.buffers.0.lock() {
+            if kept.len() < BUFFERS_KEPT {
+                kept.push(piece);
+            }
+        }
+    }
+}
+
 impl PieceWriter {
-    fn new(out: PieceSender) -> Self {
+    fn new(out: PieceSender, buffers: Buffers) -> Self {
         PieceWriter {
-            piece: Vec::with_capacity(PIECE_BYTES),
+            piece: buffers.take(),
             sha256: Sha256::new(),
             bytes: 0,
             out,
+            buffers,
         }
     }
 
-    fn send(&mut self, piece: Option<bytes::Bytes>) -> std::io::Result<()> {
+    fn send(&mut self, piece: Vec<u8>) -> std::io::Result<()> {
+        let piece = self.buffers.share(piece);
         self.out
-            .blocking_send(piece)
+            .blocking_send(Some(piece))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, STORE_STOPPED))
     }
 
@@ -493,9 +549,11 @@ impl PieceWriter {
     fn end(mut self) -> std::io::Result<(u64, String)> {
         if !self.piece.is_empty() {
             let piece = std::mem::take(&mut self.piece);
-            self.send(Some(piece.into()))?;
+            self.send(piece)?;
         }
-        self.send(None)?;
+        self.out
+            .blocking_send(None)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, STORE_STOPPED))?;
         let sha256 = crate::model::hex::hex(&self.sha256.finalize());
         Ok((self.bytes, sha256))
     }
@@ -507,8 +565,9 @@ impl std::io::Write for PieceWriter {
         self.bytes += data.len() as u64;
         self.piece.extend_from_slice(data);
         if self.piece.len() >= PIECE_BYTES {
-            let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(PIECE_BYTES));
-            self.send(Some(piece.into()))?;
+            let next = self.buffers.take();
+            let piece = std::mem::replace(&mut self.piece, next);
+            self.send(piece)?;
         }
         Ok(data.len())
     }
