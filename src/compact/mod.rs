@@ -369,10 +369,30 @@ impl Compactor<'_> {
             .map_err(|_| "a reading thread stopped".to_string())?;
         report.spilled_runs += digest.spilled_runs();
         report.spilled_bytes += digest.spilled_bytes();
-        let digest = digest.finish().map_err(|e| e.to_string())?;
+        // The digest is finished on a thread of its own while the merge opens its runs;
+        // the merge waits for the copies to skip only before its first row.
+        let (displaced_tx, displaced_rx) = std::sync::mpsc::channel();
+        let (digest_tx, digest_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("compact-digest".into())
+            .spawn(move || {
+                let summary = digest.finish().map_err(|e| e.to_string());
+                let displaced = summary.as_ref().map(|s| s.displaced.clone());
+                let _ = displaced_tx.send(displaced.map_err(String::clone));
+                let _ = digest_tx.send(summary);
+            })
+            .map_err(|e| format!("starting the digest thread: {e}"))?;
+        let displaced: write::Displaced<'static> = Box::new(move || {
+            displaced_rx
+                .recv()
+                .map_err(|_| "finding the copies of events stopped".to_string())?
+        });
         let files = self
-            .write_files(table, date, &version, sorters, digest.displaced, report)
+            .write_files(table, date, &version, sorters, displaced, report)
             .await?;
+        let digest = digest_rx
+            .await
+            .map_err(|_| "finding the copies of events stopped".to_string())??;
         if report.rows != digest.rows {
             return Err(format!(
                 "{} distinct event IDs but {} rows written: the copies were not all dropped",
@@ -581,7 +601,7 @@ impl Compactor<'_> {
         date: NaiveDate,
         version: &str,
         sorters: Vec<RunSorter>,
-        displaced: Vec<u64>,
+        displaced: write::Displaced<'static>,
         report: &mut DayReport,
     ) -> Result<Vec<ManifestFile>, String> {
         let options = self.options;

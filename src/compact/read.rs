@@ -191,6 +191,8 @@ fn work(
             Format::JsonlGz => read_jsonl(job.bytes, &job.location, first, &mut push)?,
         }
     }
+    // Each worker sorts its last run itself, at once with the others.
+    out.sorter.finish().map_err(|e| e.to_string())?;
     Ok(out)
 }
 

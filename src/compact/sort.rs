@@ -108,6 +108,8 @@ fn cmp_rows(a: &Keys, i: usize, b: &Keys, j: usize) -> Ordering {
 pub struct RunSorter {
     budget: usize,
     held: Vec<RecordBatch>,
+    /// The held batches once sorted by [`RunSorter::finish`]: the last run, in memory.
+    sorted: Vec<RecordBatch>,
     held_bytes: usize,
     runs: Vec<File>,
     spilled_bytes: u64,
@@ -120,6 +122,7 @@ impl RunSorter {
         RunSorter {
             budget,
             held: Vec::new(),
+            sorted: Vec::new(),
             held_bytes: 0,
             runs: Vec::new(),
             spilled_bytes: 0,
@@ -143,6 +146,14 @@ impl RunSorter {
     /// Runs spilled to temporary files so far.
     pub fn spilled_runs(&self) -> usize {
         self.runs.len()
+    }
+
+    /// Sorts the batches still held (the last run, kept in memory) now, on the calling
+    /// thread, rather than when the merge starts.
+    pub fn finish(&mut self) -> Result<(), SortError> {
+        let mut sorted = self.sort_held()?;
+        self.sorted.append(&mut sorted);
+        Ok(())
     }
 
     /// The held batches, sorted, without duplicates, in batches of about
@@ -246,15 +257,16 @@ pub struct Merged {
 }
 
 impl Merged {
-    /// Merges the sorters' runs: each one's spilled files and its held batches, skipping
-    /// the rows whose read order is in `displaced` (sorted).
-    pub fn new(sorters: Vec<RunSorter>, displaced: Vec<u64>) -> Result<Merged, SortError> {
+    /// Merges the sorters' runs: each one's spilled files and its held batches. The rows
+    /// to skip are given by [`Merged::skip`] before the first batch is taken.
+    pub fn new(sorters: Vec<RunSorter>) -> Result<Merged, SortError> {
         let mut inputs = Vec::new();
         let mut duplicates = 0;
         let mut spilled_runs = 0;
         let mut spilled_bytes = 0;
         for mut sorter in sorters {
-            let memory = sorter.sort_held()?;
+            sorter.finish()?;
+            let memory = std::mem::take(&mut sorter.sorted);
             duplicates += sorter.duplicates;
             spilled_runs += sorter.runs.len();
             spilled_bytes += sorter.spilled_bytes;
@@ -266,7 +278,7 @@ impl Merged {
             inputs.push(RunInput::Memory(memory.into_iter()));
         }
         let mut merged = Merged {
-            displaced,
+            displaced: Vec::new(),
             cursors: Vec::new(),
             heap: Vec::new(),
             pool: Vec::new(),
@@ -299,6 +311,11 @@ impl Merged {
             row: 0,
             rows,
         })
+    }
+
+    /// Skips the rows whose read order is in `displaced` (sorted) wherever they come.
+    pub fn skip(&mut self, displaced: Vec<u64>) {
+        self.displaced = displaced;
     }
 
     /// Copies of events dropped so far.
@@ -482,7 +499,7 @@ mod tests {
                 b.push(x.clone()).unwrap()
             }
         }
-        let mut m = Merged::new(vec![a, b], Vec::new()).unwrap();
+        let mut m = Merged::new(vec![a, b]).unwrap();
         let mut ids = Vec::new();
         while let Some(out) = m.next_batch(max_bytes).unwrap() {
             let col = out.column(EVENT_ID).as_string::<i32>();

@@ -91,16 +91,21 @@ pub struct Written {
     pub spilled_bytes: u64,
 }
 
-/// Merges the sorters' runs, without the `displaced` copies (read orders, sorted), and
-/// writes them as files, each to the pieces' sender that `open` gives when it starts
-/// (in order), a piece at a time as it is written.
+/// The copies to skip wherever they come (read orders, sorted), once known: asked for
+/// after the runs are opened, so that finding them overlaps that.
+pub type Displaced<'a> = Box<dyn FnOnce() -> Result<Vec<u64>, String> + Send + 'a>;
+
+/// Merges the sorters' runs, without the `displaced` copies, and writes them as files,
+/// each to the pieces' sender that `open` gives when it starts (in order), a piece at a
+/// time as it is written.
 pub fn write_sorted(
     sorters: Vec<RunSorter>,
-    displaced: Vec<u64>,
+    displaced: Displaced<'_>,
     layout: &Layout,
     open: &mut dyn FnMut() -> Result<PieceSender, String>,
 ) -> Result<Written, String> {
-    let merged = Merged::new(sorters, displaced).map_err(|e| e.to_string())?;
+    let mut merged = Merged::new(sorters).map_err(|e| e.to_string())?;
+    merged.skip(displaced()?);
     let schema = output_schema(layout);
     let batch_bytes = BATCH_BYTES.min(layout.max_file_bytes / 8).max(1);
     // The merge, and each batch's output columns, run on a thread of their own, a few
