@@ -291,16 +291,7 @@ pub fn parquet_batches(
         reason,
     };
     let builder = parquet_builder(bytes, location)?;
-    let fields = builder.parquet_schema().root_schema().get_fields();
-    let mut roots = Vec::new();
-    for column in projection.columns() {
-        let i = fields
-            .iter()
-            .position(|f| f.name() == column.name())
-            .ok_or_else(|| corrupt(format!("no column `{}`", column.name())))?;
-        roots.push(i);
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mask = projection_mask(builder.parquet_schema(), projection).map_err(corrupt)?;
     let reader = builder
         .with_projection(mask)
         .build()
@@ -309,6 +300,33 @@ pub fn parquet_batches(
         reader,
         done: false,
     })
+}
+
+/// The mask that reads `projection`'s columns of a file with this schema; a missing
+/// column is named.
+fn projection_mask(
+    schema: &parquet::schema::types::SchemaDescriptor,
+    projection: Projection,
+) -> Result<ProjectionMask, String> {
+    let fields = schema.root_schema().get_fields();
+    let mut roots = Vec::new();
+    for column in projection.columns() {
+        let i = fields
+            .iter()
+            .position(|f| f.name() == column.name())
+            .ok_or_else(|| format!("no column `{}`", column.name()))?;
+        roots.push(i);
+    }
+    Ok(ProjectionMask::roots(schema, roots))
+}
+
+/// Threads that decode archive objects at once (compaction's readers and encoders,
+/// restore's scans): one per core, at most 4.
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 /// The Arrow record batches of a Parquet archive file, with the projected standard
@@ -345,16 +363,7 @@ pub fn parquet_selected_batches(
     if total > at {
         selectors.push(RowSelector::skip(total - at));
     }
-    let fields = builder.parquet_schema().root_schema().get_fields();
-    let mut roots = Vec::new();
-    for column in projection.columns() {
-        let i = fields
-            .iter()
-            .position(|f| f.name() == column.name())
-            .ok_or_else(|| corrupt(format!("no column `{}`", column.name())))?;
-        roots.push(i);
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mask = projection_mask(builder.parquet_schema(), projection).map_err(corrupt)?;
     let reader = builder
         .with_projection(mask)
         .with_row_selection(RowSelection::from(selectors))

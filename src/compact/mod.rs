@@ -614,7 +614,7 @@ impl Compactor<'_> {
             max_file_bytes: options.max_file_bytes,
             row_group_bytes: options.row_group_bytes,
             row_group_max_rows: ROW_GROUP_MAX_ROWS,
-            encoders: read::worker_count(),
+            encoders: crate::archive::reader::worker_count(),
         };
         const STOPPED: &str = write::STORE_STOPPED;
         let (files_tx, mut files_rx) = tokio::sync::mpsc::channel::<Pieces>(1);

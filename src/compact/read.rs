@@ -40,14 +40,6 @@ struct WorkerOutput {
     sources: Vec<(usize, ManifestSource)>,
 }
 
-/// Threads that decode and sort: one per core, at most 4.
-pub fn worker_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4)
-}
-
 /// Reads every object of `keys` (sorted) into sorters that together hold at most about
 /// `budget` bytes, gives every row to `digest` (which decides the copies and digests
 /// the rows for the manifest), and describes each object for the manifest, in key
@@ -59,7 +51,7 @@ pub async fn read_sources(
     digest: &Arc<Mutex<RowDigest>>,
     progress: &indicatif::ProgressBar,
 ) -> Result<(Vec<RunSorter>, Vec<ManifestSource>), String> {
-    let workers = worker_count().min(keys.len().max(1));
+    let workers = reader::worker_count().min(keys.len().max(1));
     let (tx, rx) = tokio::sync::mpsc::channel::<Job>(workers);
     let rx = Arc::new(Mutex::new(rx));
     let failed = Arc::new(AtomicBool::new(false));

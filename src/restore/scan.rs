@@ -23,7 +23,8 @@ use crate::archive::copies::origin;
 use crate::archive::filter::Filter;
 use crate::archive::order::{read_text, read_u64, write_text, RunItem};
 use crate::archive::reader::{
-    parquet_batches, parquet_selected_batches, rows, Column, CorruptFile, Projection, Row,
+    parquet_batches, parquet_selected_batches, rows, worker_count, Column, CorruptFile, Projection,
+    Row,
 };
 use crate::archive::source::ArchiveSource;
 use crate::model::item::{canonical_key, is_canonical};
@@ -41,14 +42,6 @@ const ORDER_COLUMNS: Projection = Projection::of(&[
     Column::StreamViewType,
     Column::Keys,
 ]);
-
-/// Worker threads: one per core, at most 4.
-pub fn worker_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4)
-}
 
 /// What the first read selects.
 #[derive(Debug, Clone)]
