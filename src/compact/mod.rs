@@ -48,6 +48,9 @@ use write::{Layout, PieceSender, VersionColumn};
 /// the same rows and settings would give other bytes.
 pub const LAYOUT_VERSION: u32 = 3;
 
+/// What a day says when the thread finishing its row digest stopped.
+const DIGEST_STOPPED: &str = "finding the copies of events stopped";
+
 /// Compacted files stored at once.
 const FILES_AT_ONCE: usize = 2;
 
@@ -385,14 +388,12 @@ impl Compactor<'_> {
         let displaced: write::Displaced<'static> = Box::new(move || {
             displaced_rx
                 .recv()
-                .map_err(|_| "finding the copies of events stopped".to_string())?
+                .map_err(|_| DIGEST_STOPPED.to_string())?
         });
         let files = self
             .write_files(table, date, &version, sorters, displaced, report)
             .await?;
-        let digest = digest_rx
-            .await
-            .map_err(|_| "finding the copies of events stopped".to_string())??;
+        let digest = digest_rx.await.map_err(|_| DIGEST_STOPPED.to_string())??;
         if report.rows != digest.rows {
             return Err(format!(
                 "{} distinct event IDs but {} rows written: the copies were not all dropped",

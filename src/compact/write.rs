@@ -72,7 +72,7 @@ pub type PieceSender = tokio::sync::mpsc::Sender<Option<bytes::Bytes>>;
 
 /// Bytes of a file handed on at once: the S3 sink's part size, so each piece goes up
 /// as one part, as it is written.
-pub const PIECE_BYTES: usize = 16 * 1024 * 1024;
+pub const PIECE_BYTES: usize = crate::sink::s3::DEFAULT_PART_SIZE;
 
 /// Pieces of a file written ahead of the sink that stores them.
 pub const PIECES_AHEAD: usize = 4;
@@ -543,10 +543,11 @@ impl PieceWriter {
         }
     }
 
-    fn send(&mut self, piece: Vec<u8>) -> std::io::Result<()> {
-        let piece = self.buffers.share(piece);
+    /// Hands on a piece, or the end (`None`).
+    fn send(&mut self, piece: Option<Vec<u8>>) -> std::io::Result<()> {
+        let piece = piece.map(|p| self.buffers.share(p));
         self.out
-            .blocking_send(Some(piece))
+            .blocking_send(piece)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, STORE_STOPPED))
     }
 
@@ -554,11 +555,9 @@ impl PieceWriter {
     fn end(mut self) -> std::io::Result<(u64, String)> {
         if !self.piece.is_empty() {
             let piece = std::mem::take(&mut self.piece);
-            self.send(piece)?;
+            self.send(Some(piece))?;
         }
-        self.out
-            .blocking_send(None)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, STORE_STOPPED))?;
+        self.send(None)?;
         let sha256 = crate::model::hex::hex(&self.sha256.finalize());
         Ok((self.bytes, sha256))
     }
@@ -572,7 +571,7 @@ impl std::io::Write for PieceWriter {
         if self.piece.len() >= PIECE_BYTES {
             let next = self.buffers.take();
             let piece = std::mem::replace(&mut self.piece, next);
-            self.send(piece)?;
+            self.send(Some(piece))?;
         }
         Ok(data.len())
     }

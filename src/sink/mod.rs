@@ -129,11 +129,14 @@ pub trait ObjectSink: Send + Sync {
     fn location(&self, key: &str) -> String;
 }
 
+/// What a sink says of a streamed body whose writer stopped before its end.
+pub(crate) const BODY_STOPPED: &str = "the body stopped before its end: nothing was stored";
+
 /// The error of a streamed body whose writer stopped before its end.
 pub(crate) fn stopped(location: String) -> SinkError {
     SinkError {
         location,
-        message: "the body stopped before its end: nothing was stored".to_string(),
+        message: BODY_STOPPED.to_string(),
     }
 }
 

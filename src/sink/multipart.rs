@@ -266,11 +266,7 @@ impl Part {
                     self.pieces.push(piece);
                 }
                 Some(None) => return Ok(true),
-                None => {
-                    return Err(AttemptError::permanent(
-                        "the body stopped before its end: nothing was stored",
-                    ))
-                }
+                None => return Err(AttemptError::permanent(super::BODY_STOPPED)),
             }
         }
         Ok(false)

@@ -50,11 +50,14 @@ impl S3Options {
     }
 }
 
+/// The default part size of multipart uploads.
+pub const DEFAULT_PART_SIZE: usize = 16 * 1024 * 1024;
+
 impl Default for S3Options {
     fn default() -> Self {
         S3Options {
             multipart_threshold: 64 * 1024 * 1024,
-            part_size: 16 * 1024 * 1024,
+            part_size: DEFAULT_PART_SIZE,
             kms_key_id: None,
             retry: RetryPolicy::default(),
             attempt_timeout: Duration::from_secs(60),
